@@ -1,0 +1,1 @@
+"""proxmox layer of proxnix."""

@@ -1,0 +1,1 @@
+"""webhook layer of proxnix."""
