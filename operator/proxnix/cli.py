@@ -1,7 +1,7 @@
 """The `proxnix` command line: one subcommand per entry point, each implemented in the module that owns it.
 
-Subcommand modules expose `add_arguments(parser)` and `run(args) -> int`; they are imported lazily so that
-`proxnix crds` does not pay for kopf or aiohttp start-up.
+Subcommand modules expose `add_arguments(parser)` and `run(args) -> int`. Only the chosen subcommand's module is
+imported, so `proxnix crds` does not pay for kopf or aiohttp start-up.
 """
 
 from __future__ import annotations
@@ -19,30 +19,24 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(chosen: str | None) -> argparse.ArgumentParser:
+    """The parser; only the `chosen` subcommand's module is imported to add its arguments."""
     parser = argparse.ArgumentParser(prog="proxnix", description="GitOps for Proxmox VMs.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)
-        try:
+        if name == chosen:
             module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            sp.set_defaults(_module=None, _missing=module_name)
-            continue
-        module.add_arguments(sp)
-        sp.set_defaults(_module=module)
+            module.add_arguments(sp)
+            sp.set_defaults(_module=module)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    module = args._module
-    if module is None:
-        print(f"proxnix: {args.command} is not available ({args._missing} is missing)", file=sys.stderr)
-        return 2
-    result: int = module.run(args)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((a for a in args_list if not a.startswith("-")), None)
+    args = build_parser(chosen if chosen in SUBCOMMANDS else None).parse_args(args_list)
+    result: int = args._module.run(args)
     return result
 
 

@@ -1,0 +1,80 @@
+"""The generic shape of a proxnix object (apiVersion, kind, metadata, spec, status) and the kind registry entry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from proxnix.api.meta import API_VERSION, ObjectMeta
+
+SpecT = TypeVar("SpecT", bound=BaseModel)
+StatusT = TypeVar("StatusT", bound=BaseModel)
+
+
+class Resource(BaseModel, Generic[SpecT, StatusT]):
+    """A whole object as read from the API: typed spec and status, the metadata the operator needs."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    api_version: str = Field(default=API_VERSION, alias="apiVersion")
+    kind: str
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: SpecT
+    status: StatusT | None = None
+
+
+@dataclass(frozen=True)
+class PrinterColumn:
+    """One `additionalPrinterColumns` entry (what `kubectl get` shows)."""
+
+    name: str
+    type: str
+    json_path: str
+    description: str
+    priority: int = 0
+    format: str | None = None
+
+    def to_crd(self) -> dict[str, Any]:
+        column: dict[str, Any] = {
+            "name": self.name,
+            "type": self.type,
+            "jsonPath": self.json_path,
+            "description": self.description,
+        }
+        if self.format:
+            column["format"] = self.format
+        if self.priority:
+            column["priority"] = self.priority
+        return column
+
+
+@dataclass(frozen=True)
+class KindInfo:
+    """Everything the CRD generator needs to know about one kind besides its models."""
+
+    kind: str
+    plural: str
+    singular: str
+    short_names: tuple[str, ...]
+    description: str
+    spec_model: type[BaseModel]
+    status_model: type[BaseModel]
+    printer_columns: tuple[PrinterColumn, ...] = field(default_factory=tuple)
+    categories: tuple[str, ...] = ("proxnix",)
+
+
+def ready_columns() -> tuple[PrinterColumn, ...]:
+    """The Ready column every kind shows (from the Ready condition)."""
+    return (
+        PrinterColumn(
+            "Ready",
+            "string",
+            '.status.conditions[?(@.type=="Ready")].status',
+            "Whether the object is ready (the Ready condition).",
+        ),
+    )
+
+
+AGE_COLUMN = PrinterColumn("Age", "date", ".metadata.creationTimestamp", "Time since the object was created.")

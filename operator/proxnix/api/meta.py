@@ -1,0 +1,63 @@
+"""API identity and shared building blocks: group/version, the model base class, object references, annotations."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.alias_generators import to_camel
+
+GROUP = "proxnix.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# Annotations users and the webhook write on objects.
+ANNOTATION_REQUESTED_AT = f"{GROUP}/requested-at"
+"""Manual (or webhook) trigger; its value is echoed to `status.lastHandledReconcileAt` once handled (as in Flux)."""
+ANNOTATION_REVISION = f"{GROUP}/revision"
+"""A revision hint (a commit sha) from a push webhook: the GitRepo controller fetches at least this commit."""
+
+# A Kubernetes object name (DNS-1123 subdomain, lowercase).
+K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+K8sName = Annotated[str, StringConstraints(pattern=K8S_NAME_PATTERN, min_length=1, max_length=253)]
+
+
+class ApiModel(BaseModel):
+    """Base of every API model: camelCase on the wire, snake_case in Python, unknown fields rejected."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=False,
+        validate_assignment=True,
+    )
+
+    def to_wire(self) -> dict[str, object]:
+        """The JSON-compatible dict as the Kubernetes API stores it (aliases, unset optionals left out)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class StatusModel(ApiModel):
+    """Base of status models: tolerant of fields written by newer versions of the operator."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class LocalObjectReference(ApiModel):
+    """A reference to an object in the same namespace."""
+
+    name: K8sName = Field(description="Name of the referenced object in the same namespace.")
+
+
+class ObjectMeta(BaseModel):
+    """The subset of Kubernetes object metadata the operator reads."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    name: str = Field(default="", description="Object name.")
+    namespace: str = Field(default="", description="Object namespace.")
+    uid: str = Field(default="", description="Object UID.")
+    generation: int = Field(default=0, description="Spec generation.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Labels.")
+    annotations: dict[str, str] = Field(default_factory=dict, description="Annotations.")
