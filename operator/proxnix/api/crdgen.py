@@ -27,7 +27,10 @@ def crd_for(info: KindInfo) -> dict[str, Any]:
         "type": "object",
         "description": info.description,
         "properties": {
-            "apiVersion": {"type": "string", "description": "API version of the object (proxnix.io/v1alpha1)."},
+            "apiVersion": {
+                "type": "string",
+                "description": "API version of the object (proxnix.io/v1alpha1).",
+            },
             "kind": {"type": "string", "description": f"Kind of the object ({info.kind})."},
             "metadata": {"type": "object", "description": "Standard object metadata."},
             "spec": spec_schema,
@@ -79,7 +82,9 @@ def rendered_files() -> dict[str, str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=DEFAULT_DIR, help="folder of the CRD files (default: crds)")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_DIR, help="folder of the CRD files (default: crds)"
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 if the files differ from the models")
 
 

@@ -26,7 +26,9 @@ class GitRef(ApiModel):
     """Exactly one of branch, tag or commit."""
 
     model_config = ConfigDict(
-        json_schema_extra={"oneOf": [{"required": ["branch"]}, {"required": ["tag"]}, {"required": ["commit"]}]}
+        json_schema_extra={
+            "oneOf": [{"required": ["branch"]}, {"required": ["tag"]}, {"required": ["commit"]}]
+        }
     )
 
     branch: str | None = Field(
@@ -35,7 +37,9 @@ class GitRef(ApiModel):
         max_length=255,
         description="Branch to follow (its head is fetched on each push or interval).",
     )
-    tag: str | None = Field(default=None, pattern=REF_NAME_PATTERN, max_length=255, description="Tag to check out.")
+    tag: str | None = Field(
+        default=None, pattern=REF_NAME_PATTERN, max_length=255, description="Tag to check out."
+    )
     commit: CommitSha | None = Field(default=None, description="A fixed commit (40 lowercase hex digits).")
 
     @model_validator(mode="after")
@@ -81,7 +85,9 @@ class GitRepoSpec(ApiModel):
         max_length=1024,
         description="Folder in the repository that holds flake.nix, relative to its root.",
     )
-    interval: Duration = Field(default="5m", description="How often to poll the repository (a fallback to webhooks).")
+    interval: Duration = Field(
+        default="5m", description="How often to poll the repository (a fallback to webhooks)."
+    )
     suspend: bool = Field(default=False, description="Stop fetching and applying while true.")
     prune: bool = Field(
         default=True,
@@ -137,7 +143,9 @@ class GitRepoStatus(StatusModel):
         default="",
         description="The value of the proxnix.io/requested-at annotation last handled.",
     )
-    images: list[BuiltImage] = Field(default_factory=list, description="Images built for the applied revision.")
+    images: list[BuiltImage] = Field(
+        default_factory=list, description="Images built for the applied revision."
+    )
     inventory: list[InventoryEntry] = Field(default_factory=list, description="ProxmoxVMs this GitRepo owns.")
     last_plan: PlanSummary | None = Field(default=None, description="Summary of the last apply.")
 

@@ -30,7 +30,9 @@ class ProxmoxNodeSpec(ApiModel):
     )
     host: Host = Field(description="Host name or IP address of the node's SSH server.")
     port: int = Field(default=22, ge=1, le=65535, description="SSH port of the node.")
-    user: UserName = Field(default="root", description="SSH login user; it must be allowed to run qm and pvesh.")
+    user: UserName = Field(
+        default="root", description="SSH login user; it must be allowed to run qm and pvesh."
+    )
     credentials_secret_ref: LocalObjectReference = Field(
         description=(
             "A Secret in the same namespace with keys `ssh-privatekey` (an OpenSSH private key) and `known_hosts` "

@@ -18,7 +18,9 @@ DISK_SLOT_PATTERN = r"^(scsi|virtio|sata|ide)[0-9]{1,2}$"
 # http(s) URL. No whitespace, quotes or shell metacharacters in either.
 IMAGE_SOURCE_PATTERN = r"^(/[A-Za-z0-9._/+=-]+|https?://[A-Za-z0-9._~:/?#@!&'()*+,;=%-]+)$"
 # One OpenSSH public key line: type, base64 key, optional comment.
-SSH_KEY_PATTERN = r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+) [A-Za-z0-9+/=]+( [^\n\r]*)?$"
+SSH_KEY_PATTERN = (
+    r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+) [A-Za-z0-9+/=]+( [^\n\r]*)?$"
+)
 SshPublicKey = Annotated[str, StringConstraints(pattern=SSH_KEY_PATTERN, max_length=16384)]
 
 
@@ -168,7 +170,9 @@ class CloudInitSpec(ApiModel):
         max_length=64,
         description="OpenSSH public keys authorized for the user (sshkeys).",
     )
-    ip_config: IpConfig = Field(default_factory=IpConfig, description="IPv4 configuration of net0 (ipconfig0).")
+    ip_config: IpConfig = Field(
+        default_factory=IpConfig, description="IPv4 configuration of net0 (ipconfig0)."
+    )
 
 
 class ProxmoxVMSpec(ApiModel):
@@ -240,13 +244,17 @@ class ObservedVM(StatusModel):
     power_state: str = Field(default="", description="running, stopped, paused, … as `qm status` reports it.")
     cores: int | None = Field(default=None, description="Cores in the node's config (pending value if any).")
     sockets: int | None = Field(default=None, description="Sockets in the node's config.")
-    memory_mib: int | None = Field(default=None, alias="memoryMiB", description="Memory in MiB in the node's config.")
+    memory_mib: int | None = Field(
+        default=None, alias="memoryMiB", description="Memory in MiB in the node's config."
+    )
     disk_gib: float | None = Field(default=None, alias="diskGiB", description="Size of the boot disk in GiB.")
     tags: list[str] = Field(default_factory=list, description="Tags on the VM.")
     protection: bool = Field(default=False, description="Proxmox's protection flag.")
     on_boot: bool | None = Field(default=None, description="Proxmox's onboot flag.")
     lock: str = Field(default="", description="A config lock held on the VM (backup, migrate, …), if any.")
-    pending: list[str] = Field(default_factory=list, description="Config keys with changes pending until restart.")
+    pending: list[str] = Field(
+        default_factory=list, description="Config keys with changes pending until restart."
+    )
 
 
 class ProxmoxVMStatus(StatusModel):
@@ -260,10 +268,14 @@ class ProxmoxVMStatus(StatusModel):
     phase: Phase = Field(default=Phase.PENDING, description="Lifecycle phase (a summary of the conditions).")
     node: str = Field(default="", description="Proxmox node the VM is on.")
     vmid: int | None = Field(default=None, description="Proxmox VM ID of the VM.")
-    ip_addresses: list[str] = Field(default_factory=list, description="IP addresses reported by the guest agent.")
+    ip_addresses: list[str] = Field(
+        default_factory=list, description="IP addresses reported by the guest agent."
+    )
     image_sha256: str = Field(default="", description="sha256 of the image the VM's disk was made from.")
     image_short: str = Field(default="", description="First 12 hex digits of imageSha256 (for kubectl get).")
-    observed: ObservedVM = Field(default_factory=ObservedVM, description="The VM as the node last reported it.")
+    observed: ObservedVM = Field(
+        default_factory=ObservedVM, description="The VM as the node last reported it."
+    )
     last_sync_time: str = Field(default="", description="RFC 3339 time the node was last observed.")
     last_handled_reconcile_at: str = Field(
         default="",
@@ -289,7 +301,9 @@ INFO = KindInfo(
         PrinterColumn("Node", "string", ".spec.node", "ProxmoxNode the VM runs on."),
         PrinterColumn("VMID", "integer", ".spec.vmid", "Proxmox VM ID."),
         PrinterColumn("Status", "string", ".status.phase", "Lifecycle phase."),
-        PrinterColumn("IP", "string", ".status.ipAddresses[0]", "First IP address reported by the guest agent."),
+        PrinterColumn(
+            "IP", "string", ".status.ipAddresses[0]", "First IP address reported by the guest agent."
+        ),
         PrinterColumn("Image", "string", ".status.imageShort", "Short sha256 of the image the VM runs."),
         *ready_columns(),
         PrinterColumn("Cores", "integer", ".spec.cores", "CPU cores per socket.", priority=1),

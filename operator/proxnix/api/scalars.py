@@ -31,7 +31,9 @@ USER_PATTERN = r"^[a-z_][a-z0-9_-]*$"
 UserName = Annotated[str, StringConstraints(pattern=USER_PATTERN, min_length=1, max_length=32)]
 
 # A host: a DNS name, an IPv4 address, or an IPv6 address (without brackets).
-HOST_PATTERN = r"^([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*|[0-9a-fA-F:.]+)$"
+HOST_PATTERN = (
+    r"^([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*|[0-9a-fA-F:.]+)$"
+)
 Host = Annotated[str, StringConstraints(pattern=HOST_PATTERN, min_length=1, max_length=253)]
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
@@ -48,7 +50,9 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 def parse_duration(value: str) -> timedelta:
     """Parse a Go-style duration (`1h30m`, `45s`) that already matched DURATION_PATTERN."""
     if not re.fullmatch(DURATION_PATTERN, value):
-        raise ValueError(f"invalid duration {value!r}: use a number with a unit ms, s, m or h, e.g. 5m or 1h30m")
+        raise ValueError(
+            f"invalid duration {value!r}: use a number with a unit ms, s, m or h, e.g. 5m or 1h30m"
+        )
     seconds = sum(float(num) * _UNIT_SECONDS[unit] for num, unit in _DURATION_PART.findall(value))
     return timedelta(seconds=seconds)
 

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Set up a fresh Debian 12 machine for proxnix development: system packages, then a venv with the project.
+# Idempotent: re-running it only installs what is missing. Run as root (or with sudo available).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  openssh-server   # the real sshd each simulated Proxmox node runs behind (pvesim)
+  openssh-client   # ssh / ssh-keygen for the tests and the sandbox
+  qemu-utils       # qemu-img: pvesim checks and sizes imported disk images
+  git
+  util-linux       # unshare: pvesim gives each SSH session its node's /etc/pve view
+)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[dev]'
+echo "setup: ready (.venv/bin/proxnix, .venv/bin/pvesim)"
