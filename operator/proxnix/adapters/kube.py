@@ -63,9 +63,13 @@ def load_configuration(kubeconfig: str | None = None, context: str | None = None
 
 
 class KubeApi:
-    """The API calls proxnix makes, async over the synchronous client (one connection pool, shared by threads)."""
+    """The API calls proxnix makes, async over the synchronous client (one connection pool, shared by threads).
 
-    def __init__(self, configuration: client.Configuration) -> None:
+    Every call gives up after `timeout` seconds, so a hung API server delays a webhook answer, never blocks it forever.
+    """
+
+    def __init__(self, configuration: client.Configuration, *, timeout: float = 10.0) -> None:
+        self._timeout = timeout
         self._api_client = client.ApiClient(configuration)
         self._custom = client.CustomObjectsApi(self._api_client)
         self._core = client.CoreV1Api(self._api_client)
@@ -83,9 +87,13 @@ class KubeApi:
         plural = GITREPO_INFO.plural
         try:
             if namespace is None:
-                result = self._custom.list_cluster_custom_object(GROUP, VERSION, plural)
+                result = self._custom.list_cluster_custom_object(
+                    GROUP, VERSION, plural, _request_timeout=self._timeout
+                )
             else:
-                result = self._custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
+                result = self._custom.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, plural, _request_timeout=self._timeout
+                )
         except ApiException as exc:
             raise _error(exc, f"list {plural} in {namespace or 'all namespaces'}") from None
         items = result.get("items", []) if isinstance(result, dict) else []
@@ -97,7 +105,7 @@ class KubeApi:
 
     def _read_secret_key(self, namespace: str, name: str, key: str) -> bytes | None:
         try:
-            secret = self._core.read_namespaced_secret(name, namespace)
+            secret = self._core.read_namespaced_secret(name, namespace, _request_timeout=self._timeout)
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -121,7 +129,14 @@ class KubeApi:
         body = {"metadata": {"annotations": dict(annotations)}}
         try:
             self._custom.patch_namespaced_custom_object(
-                GROUP, VERSION, namespace, GITREPO_INFO.plural, name, body, _content_type=_MERGE_PATCH
+                GROUP,
+                VERSION,
+                namespace,
+                GITREPO_INFO.plural,
+                name,
+                body,
+                _content_type=_MERGE_PATCH,
+                _request_timeout=self._timeout,
             )
         except ApiException as exc:
             raise _error(exc, f"patch {GITREPO_INFO.plural} {namespace}/{name}") from None
