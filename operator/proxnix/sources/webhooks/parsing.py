@@ -78,7 +78,10 @@ def _keys(urls: Iterator[str]) -> frozenset[str]:
 def parse_github_like(payload: Mapping[str, object]) -> Push:
     """GitHub, Gitea, Forgejo and generic pushes."""
     ref = _ref(payload.get("ref"))
-    revision = _revision(payload.get("after"))
+    after = payload.get("after")
+    if not isinstance(after, str):
+        raise PayloadError("the push has no `after` commit")
+    revision = _revision(after)
     if payload.get("deleted") is True:
         revision = None
     if revision is not None and ref.startswith("refs/tags/"):

@@ -3,7 +3,7 @@
 Each server names its event in its own header (design.md, "Webhook headers"). Several send more than one: Forgejo also
 sends Gitea's headers, and Gitea and Forgejo also send `X-GitHub-Event`, so the most specific header is checked first.
 Bitbucket Cloud and Server share `X-Event-Key`; Cloud also sends `X-Hook-UUID`/`X-Request-UUID`, and the event keys
-differ (`repo:push` vs `repo:refs_changed`).
+differ (`repo:push` vs `repo:refs_changed`). The generic sender is known by `X-Signature` or `X-Event` (`push`, `ping`).
 """
 
 from __future__ import annotations
@@ -63,6 +63,6 @@ def detect(headers: Mapping[str, str]) -> Detection | None:
     if "x-event-key" in headers:
         key = headers["x-event-key"]
         return Detection(_bitbucket(headers, key), key)
-    if "x-signature" in headers:
+    if "x-signature" in headers or "x-event" in headers:
         return Detection(Provider.GENERIC, headers.get("x-event", "push"))
     return None
