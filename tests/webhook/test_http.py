@@ -108,7 +108,7 @@ async def test_tampered_body_is_refused(
     case: ProviderCase, store: MemoryStore, make_client: ClientFactory
 ) -> None:
     _add_repos(store, case)
-    client, sidecar = await make_client(store)
+    client, _sidecar = await make_client(store)
     body = case.body("push")
     assert body.endswith(b"\n")
     tampered = body[:-1] + b" "  # one changed byte, still valid JSON
@@ -177,7 +177,8 @@ async def test_acceptance_scp_like_ssh_url_marks_ssh_scheme_gitrepo_and_tamperin
     client, _ = await make_client(store)
     body = _github_ssh_only_push()
     tampered = body.replace(b"web01 4 GiB", b"web01 5 GiB", 1)
-    assert len(tampered) == len(body) and sum(a != b for a, b in zip(body, tampered, strict=True)) == 1
+    assert len(tampered) == len(body)
+    assert sum(a != b for a, b in zip(body, tampered, strict=True)) == 1
     status, answer = await _post(client, case, "push", signed(case, "push", body=body), body=tampered)
     assert status == 401, answer
     assert store.patches == []
@@ -247,7 +248,7 @@ async def test_secret_ref_to_a_missing_secret_is_refused_even_when_insecure(
 async def test_rotated_secret_is_picked_up(store: MemoryStore, make_client: ClientFactory) -> None:
     case = CASES[0]
     store.add_gitrepo(NS, "infra", case.url, secret=SECRET_NAME)
-    client, sidecar = await make_client(store, secret_min_refresh=0.0)
+    client, _sidecar = await make_client(store, secret_min_refresh=0.0)
     assert (await _post(client, case, "push", signed(case, "push")))[0] == 202
     store.secrets[(NS, SECRET_NAME, "token")] = b"rotated"
     assert (await _post(client, case, "push", signed(case, "push", secret=b"rotated")))[0] == 202
@@ -258,7 +259,7 @@ async def test_a_new_gitrepo_is_found_by_the_next_push(
     store: MemoryStore, make_client: ClientFactory
 ) -> None:
     case = CASES[0]
-    client, sidecar = await make_client(store, miss_interval=0.0)
+    client, _sidecar = await make_client(store, miss_interval=0.0)
     assert (await _post(client, case, "push", signed(case, "push")))[0] == 200  # nothing yet
     store.add_gitrepo(NS, "infra", case.url, secret=SECRET_NAME)
     status, body = await _post(client, case, "push", signed(case, "push"))
@@ -331,7 +332,8 @@ async def test_request_errors(store: MemoryStore, make_client: ClientFactory) ->
     assert (await _post(client, case, "push", headers | {"Content-Type": "text/plain"}))[0] == 415
     # 413: too large by Content-Length, and while streaming a chunked body
     status, answer = await _post(client, case, "push", headers, body=b"x" * 5000)
-    assert status == 413 and "4096" in answer["reason"]
+    assert status == 413
+    assert "4096" in answer["reason"]
 
     async def chunks() -> Any:
         for _ in range(100):
@@ -385,7 +387,8 @@ async def test_logs_carry_no_secrets_or_signatures(
     lines = [formatter.format(record) for record in caplog.records]
     assert any('"msg": "marked GitRepo"' in line for line in lines)
     text = "\n".join(lines)
-    assert SECRET.decode() not in text and "guess" not in text
+    assert SECRET.decode() not in text
+    assert "guess" not in text
     assert good["X-Hub-Signature-256"].removeprefix("sha256=") not in text
     for line in lines:
         json.loads(line)
