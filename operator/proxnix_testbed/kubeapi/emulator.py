@@ -1,0 +1,492 @@
+"""`StrictKubernetesEmulator`: kmock's Kubernetes emulator with the strictness layer, as an HTTP handler.
+
+It keeps kmock's machinery (the aiohttp server, request parsing and recording, the DSL reactions tests may add
+to inject faults — they take precedence — and `emulator.objects` with every version of every object) and serves
+everything else itself: discovery, OpenAPI v3, and the resource API with the semantics of `ApiCore`, JSON and
+Table output, pagination, selectors, watches, dryRun and protobuf bodies from kubectl.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp.web
+import attrs
+import kmock
+import yaml
+from kmock._internal import apps as kmock_apps
+from kmock._internal import rendering as kmock_rendering
+from typing_extensions import override
+
+from proxnix_testbed.kubeapi import discovery, errors, openapi, printing, protobuf
+from proxnix_testbed.kubeapi.core import CRDS, DEFAULT_NAMESPACES, PATCH_TYPES, ApiCore, WriteResult
+from proxnix_testbed.kubeapi.errors import ApiError
+from proxnix_testbed.kubeapi.paths import ResourcePath, parse_resource_path
+from proxnix_testbed.kubeapi.registry import ResourceType
+from proxnix_testbed.kubeapi.selectors import Selector, SelectorError
+from proxnix_testbed.kubeapi.store import Change
+from proxnix_testbed.kubeapi.watching import serve_watch
+
+JSON_TYPES = ("application/json", "application/yaml", "text/plain", "")
+
+
+@attrs.define(kw_only=True)
+class StrictKubernetesEmulator(kmock.KubernetesEmulator):
+    """A Kubernetes API server in memory that kopf and kubectl work against unchanged.
+
+    Use it as a kmock handler: `async with StrictKubernetesEmulator() as api, kmock.Server(api) as server: ...`,
+    or through `proxnix_testbed.kubeapi.serve()` / the pytest fixtures, which also write a kubeconfig.
+    """
+
+    # Keep at most this many requests in `emulator.requests` (kmock re-scans them on every request otherwise).
+    request_log_limit: int | None = 1000
+    # Changes kept for watches resuming from a resourceVersion; older ones get 410 Expired.
+    watch_history: int = 10_000
+    # Watches without timeoutSeconds end after this many seconds (None: only on disconnect or shutdown).
+    max_watch_seconds: float | None = None
+    # Record every object version in kmock's `emulator.objects` (for assertions on history).
+    track_history: bool = True
+    namespaces: tuple[str, ...] = DEFAULT_NAMESPACES
+
+    core: ApiCore = attrs.field(init=False)
+    _closing: asyncio.Event = attrs.field(init=False, factory=asyncio.Event)
+    _openapi_cache: dict[str, Any] = attrs.field(init=False, factory=dict)
+
+    @override
+    def __attrs_post_init__(self) -> None:
+        # kmock's fallback reactions are not registered: this class serves every request itself (see _handle).
+        self.core = ApiCore(watch_history=self.watch_history, namespaces=self.namespaces)
+        if self.track_history:
+            self.core.store.listeners.append(self._mirror)
+            for rt in self.core.registry:
+                for obj in self.core.store.objects(rt.key):
+                    self._mirror(Change(0, "ADDED", rt.key, obj, None))
+
+    # -- kmock integration -------------------------------------------------------------------------------------
+    def _mirror(self, change: Change) -> None:
+        meta = change.obj["metadata"]
+        key = (kmock.resource(*change.resource), meta.get("namespace"), meta["name"])
+        if change.type == "DELETED":
+            if key in self._objects:
+                self._objects[key].delete()
+        elif key not in self._objects:
+            self._objects[key] = change.obj
+        elif self._objects[key].deleted:
+            self._objects[key].create(change.obj)
+        else:
+            self._objects[key].history.append(change.obj)
+
+    @property
+    @override
+    def resources(self) -> kmock.ResourcesArray:
+        """The served resources, in kmock's form (kept for kmock-style introspection)."""
+        array = kmock.ResourcesArray()
+        for rt in self.core.registry:
+            array[rt.kmock_resource] = kmock.ResourceInfo(
+                namespaced=rt.namespaced,
+                kind=rt.kind,
+                singular=rt.effective_singular(),
+                verbs=set(rt.verbs),
+                shortnames=set(rt.short_names),
+                categories=set(rt.categories),
+                subresources=set(rt.subresources),
+            )
+        return array
+
+    @override
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        """kmock's entry point, with a bounded request log and this module's path parsing (kmock's fails on
+        `/api/v1/namespaces`); errors are accumulated in `emulator.errors` as kmock does."""
+        limit = self.request_log_limit
+        if limit is not None and len(self._requests) > 2 * limit:
+            del self._requests[:-limit]
+        raw_response: aiohttp.web.StreamResponse | None = None
+        try:
+            if self.limit is not None and len(self._requests) >= self.limit:
+                raise kmock_apps.KMockError("Too many requests have been served so far.")
+            request = await _parse_request(raw_request, len(self._requests))
+            self._requests.append(request)
+            try:
+                return await self._handle(request)
+            except kmock_rendering.StreamingError as exc:
+                raw_response = exc.args[0]
+                raise exc.__cause__ or exc from None
+        except Exception as exc:
+            if not self._errors:
+                raise
+            self._errors[-1].append(exc)
+            if raw_response is None or not raw_response.prepared:
+                return await self._render_error(exc)
+            await self._stream_error(exc, raw_response)
+            await raw_response.write_eof()
+            return raw_response
+
+    @override
+    async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        if self._payloads:  # reactions added by a test (e.g. fault injection) take precedence
+            try:
+                return await kmock.RawHandler._handle(self, request)
+            except NotImplementedError:
+                pass
+        try:
+            return await self._serve(request)
+        except ApiError as exc:
+            return _json(exc.status(), exc.code)
+
+    def close_watches(self) -> None:
+        """End all open watch streams (call before stopping the HTTP server so that it stops at once)."""
+        self._closing.set()
+        self.core.store.close_watches()
+
+    # -- convenience for tests -----------------------------------------------------------------------------------
+    def install_crd(self, crd: dict[str, Any]) -> dict[str, Any]:
+        """Create or replace a CRD directly (no HTTP); its resources are served at once."""
+        return self.core.install_crd(crd)
+
+    # -- dispatch ----------------------------------------------------------------------------------------------
+    async def _serve(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        path = request.url.path
+        method = request.method.value.upper()
+        rp = parse_resource_path(path)
+        if rp is None:
+            if method != "GET":
+                raise errors.method_not_allowed()
+            return self._serve_non_resource(request, path)
+        rt = self.core.registry.get(rp.group, rp.version, rp.plural)
+        if rt is None:
+            raise errors.unknown_path()
+        if rp.subresource is not None and rp.subresource not in rt.subresources:
+            raise errors.unknown_path()
+        if rt.namespaced and rp.name is not None and rp.namespace is None:
+            raise errors.unknown_path()
+        if not rt.namespaced and rp.namespace is not None:
+            raise errors.unknown_path()
+
+        params = dict(request.params)
+        dry_run = _dry_run(params)
+        field_validation = params.get("fieldValidation") or "Warn"
+        if field_validation not in ("Strict", "Warn", "Ignore"):
+            raise errors.bad_request(
+                f"fieldValidation must be one of Strict, Warn, Ignore, not {field_validation!r}"
+            )
+        ns = rp.namespace if rt.namespaced else None
+
+        if method == "GET":
+            if params.get("watch") in ("true", "1"):
+                return await self._watch(request, rt, rp, params)
+            if rp.name is None:
+                return self._list(request, rt, ns, params)
+            obj = self.core.get(rt, ns, rp.name)
+            if _wants_table(request):
+                return _json(
+                    printing.table(
+                        rt, [obj], params.get("includeObject", "Metadata"), obj["metadata"]["resourceVersion"]
+                    )
+                )
+            return _json(obj)
+        if method == "POST" and rp.name is None:
+            body = _decode_body(request)
+            return _written(
+                self.core.create(rt, ns, body, dry_run=dry_run, field_validation=field_validation)
+            )
+        if method == "PUT" and rp.name is not None:
+            body = _decode_body(request)
+            result = self.core.update(
+                rt,
+                ns,
+                rp.name,
+                body,
+                subresource=rp.subresource,
+                dry_run=dry_run,
+                field_validation=field_validation,
+            )
+            return _written(result)
+        if method == "PATCH" and rp.name is not None:
+            content_type = _content_type(request)
+            patch_type = PATCH_TYPES.get(content_type)
+            if patch_type is None:
+                raise errors.unsupported_media_type(content_type)
+            body = _decode_body(request)
+            result = self.core.patch(
+                rt,
+                ns,
+                rp.name,
+                body,
+                patch_type,
+                subresource=rp.subresource,
+                dry_run=dry_run,
+                field_validation=field_validation,
+            )
+            return _written(result)
+        if method == "DELETE":
+            options = _decode_body(request) if request.body else None
+            if rp.name is not None:
+                return _written(self.core.delete(rt, ns, rp.name, options, dry_run=dry_run))
+            return self._delete_collection(rt, ns, params, options, dry_run)
+        raise errors.method_not_allowed()
+
+    def _selector(self, rt: ResourceType, params: Mapping[str, str]) -> Selector:
+        def allowed(field: str) -> bool:
+            if not rt.custom:
+                return True
+            return field in ("metadata.name", "metadata.namespace") or f".{field}" in rt.selectable_fields
+
+        try:
+            return Selector.parse(params.get("labelSelector"), params.get("fieldSelector"), allowed)
+        except SelectorError as exc:
+            raise errors.bad_request(str(exc)) from exc
+
+    def _list(
+        self, request: kmock.Request, rt: ResourceType, namespace: str | None, params: Mapping[str, str]
+    ) -> aiohttp.web.StreamResponse:
+        selector = self._selector(rt, params)
+        items = [
+            obj for obj in self.core.store.objects(rt.key, namespace) if not selector or selector.matches(obj)
+        ]
+        rv = str(self.core.store.resource_version)
+        start = 0
+        if params.get("continue"):
+            try:
+                token = json.loads(base64.urlsafe_b64decode(params["continue"].encode()))
+                start, rv = int(token["start"]), str(token["rv"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise errors.bad_request("continue key is not valid") from exc
+        limit = int(params.get("limit") or 0)
+        end = start + limit if limit > 0 else len(items)
+        page, more = items[start:end], end < len(items)
+        continue_token = (
+            base64.urlsafe_b64encode(json.dumps({"start": end, "rv": rv}).encode()).decode() if more else ""
+        )
+        if _wants_table(request):
+            return _json(
+                printing.table(rt, page, params.get("includeObject", "Metadata"), rv, continue_token)
+            )
+        metadata: dict[str, Any] = {"resourceVersion": rv}
+        if more:
+            metadata["continue"] = continue_token
+            metadata["remainingItemCount"] = len(items) - end
+        return _json(
+            {
+                "kind": rt.effective_list_kind(),
+                "apiVersion": rt.api_version,
+                "metadata": metadata,
+                "items": page,
+            }
+        )
+
+    def _delete_collection(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        params: Mapping[str, str],
+        options: Any,
+        dry_run: bool,
+    ) -> aiohttp.web.StreamResponse:
+        selector = self._selector(rt, params)
+        deleted = []
+        for obj in self.core.store.objects(rt.key, namespace):
+            if not selector or selector.matches(obj):
+                meta = obj["metadata"]
+                deleted.append(
+                    self.core.delete(rt, meta.get("namespace"), meta["name"], options, dry_run=dry_run).obj
+                )
+        rv = str(self.core.store.resource_version)
+        return _json(
+            {
+                "kind": rt.effective_list_kind(),
+                "apiVersion": rt.api_version,
+                "metadata": {"resourceVersion": rv},
+                "items": deleted,
+            }
+        )
+
+    async def _watch(
+        self, request: kmock.Request, rt: ResourceType, rp: ResourcePath, params: dict[str, str]
+    ) -> aiohttp.web.StreamResponse:
+        if rp.name is not None:  # a watch on one object is a watch with a metadata.name field selector
+            extra = f"metadata.name={rp.name}"
+            params["fieldSelector"] = (
+                f"{params['fieldSelector']},{extra}" if params.get("fieldSelector") else extra
+            )
+        selector = self._selector(rt, params)
+        as_table = _wants_table(request)
+        include = params.get("includeObject", "Metadata")
+
+        def render(obj: dict[str, Any], first: bool) -> dict[str, Any]:
+            if not as_table:
+                return obj
+            return printing.table(rt, [obj], include, obj["metadata"]["resourceVersion"], with_columns=first)
+
+        raw = request._raw_request
+        assert raw is not None
+        namespace = rp.namespace if rt.namespaced else None
+        return await serve_watch(
+            raw,
+            self.core.store,
+            rt,
+            namespace,
+            selector,
+            params,
+            render,
+            self._closing,
+            self.max_watch_seconds,
+        )
+
+    # -- non-resource paths ------------------------------------------------------------------------------------
+    def _serve_non_resource(self, request: kmock.Request, path: str) -> aiohttp.web.StreamResponse:
+        path = path.rstrip("/") or "/"
+        registry = self.core.registry
+        parts = [p for p in path.split("/") if p]
+        if path == "/version":
+            return _json(discovery.SERVER_VERSION)
+        if path in ("/healthz", "/livez", "/readyz"):
+            return aiohttp.web.Response(text="ok")
+        if path == "/api":
+            return _json(discovery.api_versions(f"{request.url.host}:{request.url.port}"))
+        if path == "/apis":
+            return _json(discovery.api_group_list(registry))
+        if len(parts) == 2 and parts[0] == "apis":
+            group_doc = discovery.api_group(registry, parts[1])
+            if group_doc is None:
+                raise errors.unknown_path()
+            return _json(group_doc)
+        if (len(parts) == 2 and parts[0] == "api") or (len(parts) == 3 and parts[0] == "apis"):
+            group, version = ("", parts[1]) if parts[0] == "api" else (parts[1], parts[2])
+            resource_list = discovery.api_resource_list(registry, group, version)
+            if resource_list is None:
+                raise errors.unknown_path()
+            return _json(resource_list)
+        if path == "/openapi/v3":
+            return _json(self._openapi("index", lambda: openapi.index(registry)))
+        if parts[:2] == ["openapi", "v3"] and len(parts) in (4, 5):
+            group, version = (
+                ("", parts[3]) if parts[2] == "api" else (parts[3], parts[4] if len(parts) == 5 else "")
+            )
+            doc = self._openapi(path, lambda: openapi.group_version_document(registry, group, version))
+            if doc is None:
+                raise errors.unknown_path()
+            return _json(doc)
+        if path == "/":
+            paths = ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v3", "/readyz", "/version"]
+            for group, versions in registry.group_versions().items():
+                if group:
+                    paths += [f"/apis/{group}", *(f"/apis/{group}/{v}" for v in versions)]
+            return _json({"paths": sorted(paths)})
+        raise errors.unknown_path()
+
+    def _openapi(self, key: str, build: Any) -> Any:
+        generation = self.core.registry_generation
+        cached = self._openapi_cache.get(key)
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        doc = build()
+        self._openapi_cache[key] = (generation, doc)
+        return doc
+
+
+async def _parse_request(raw_request: aiohttp.web.BaseRequest, request_id: int) -> kmock.Request:
+    """A kmock `Request` with the Kubernetes fields (resource, namespace, name, action) parsed correctly."""
+    body = await raw_request.read()
+    text = body.decode(errors="replace")
+    try:
+        data = json.loads(text) if text else None
+    except ValueError:
+        data = None
+    rp = parse_resource_path(raw_request.path)
+    action: kmock.action | None = None
+    if rp is not None:
+        method = raw_request.method.upper()
+        if method == "GET":
+            watching = raw_request.query.get("watch") in ("true", "1")
+            action = kmock.action.WATCH if watching else kmock.action.FETCH if rp.name else kmock.action.LIST
+        else:
+            action = {
+                "POST": kmock.action.CREATE,
+                "PUT": kmock.action.UPDATE,
+                "PATCH": kmock.action.UPDATE,
+                "DELETE": kmock.action.DELETE,
+            }.get(method)
+    return kmock.Request(
+        id=request_id,
+        raw_request=raw_request,
+        url=raw_request.url,
+        method=raw_request.method,
+        params=dict(raw_request.query),
+        headers=dict(raw_request.headers),
+        cookies=dict(raw_request.cookies),
+        body=body,
+        text=text,
+        data=data,
+        action=action,
+        resource=kmock.resource(rp.group, rp.version, rp.plural) if rp is not None else None,
+        namespace=rp.namespace if rp is not None else None,
+        name=rp.name if rp is not None else None,
+        subresource=rp.subresource if rp is not None else None,
+    )
+
+
+def _json(body: Any, status: int = 200) -> aiohttp.web.Response:
+    return aiohttp.web.Response(
+        body=json.dumps(body).encode(), status=status, content_type="application/json"
+    )
+
+
+def _written(result: WriteResult) -> aiohttp.web.Response:
+    response = _json(result.obj, result.code)
+    for warning in result.warnings:
+        response.headers.add("Warning", f"299 - {json.dumps(warning)}")
+    return response
+
+
+def _header(request: kmock.Request, name: str) -> str:
+    raw = request._raw_request
+    if raw is not None:
+        return raw.headers.get(name, "")
+    lowered = name.lower()
+    return next((v for k, v in request.headers.items() if k.lower() == lowered), "")
+
+
+def _content_type(request: kmock.Request) -> str:
+    return _header(request, "Content-Type").split(";")[0].strip().lower()
+
+
+def _wants_table(request: kmock.Request) -> bool:
+    accept = _header(request, "Accept")
+    return any("as=Table" in part and "g=meta.k8s.io" in part for part in accept.split(","))
+
+
+def _dry_run(params: Mapping[str, str]) -> bool:
+    value = params.get("dryRun")
+    if value in (None, ""):
+        return False
+    if value != "All":
+        raise errors.bad_request(f'Invalid dry run value: "{value}": supported values: "All"')
+    return True
+
+
+def _decode_body(request: kmock.Request) -> Any:
+    content_type = _content_type(request)
+    body = request.body
+    if content_type == protobuf.CONTENT_TYPE:
+        try:
+            return protobuf.decode(body)
+        except protobuf.ProtobufError as exc:
+            raise errors.unsupported_media_type(f"{content_type} ({exc})") from exc
+    if content_type in ("application/apply-patch+yaml", "application/yaml"):
+        try:
+            return yaml.safe_load(body.decode() or "null")
+        except yaml.YAMLError as exc:
+            raise errors.bad_request(f"the body of the request is not valid YAML: {exc}") from exc
+    if content_type in JSON_TYPES or content_type in PATCH_TYPES:
+        try:
+            return json.loads(body.decode() or "null")
+        except ValueError as exc:
+            raise errors.bad_request(f"the body of the request is not valid JSON: {exc}") from exc
+    raise errors.unsupported_media_type(content_type)
+
+
+__all__ = ["CRDS", "StrictKubernetesEmulator"]
