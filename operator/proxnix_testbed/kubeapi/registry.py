@@ -7,6 +7,9 @@ short names, categories, verbs, subresources), printer columns and, for custom r
 from __future__ import annotations
 
 import dataclasses
+import functools
+import gzip
+import importlib.resources
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -153,10 +156,12 @@ def version_priority(version: str) -> tuple[int, int, int, str]:
     return (stage, -major, -minor, version)
 
 
-def builtin_types() -> list[ResourceType]:
+@functools.cache
+def builtin_types() -> tuple[ResourceType, ...]:
     """Built-in resource types from kmock's bundled discovery snapshot (a recent K3s), limited to served groups."""
     bundle = kmock.ResourcesArray()
-    bundle.load_bundled()
+    # As kmock's load_bundled(), without its deprecated importlib.resources call.
+    bundle.load_data(gzip.decompress((importlib.resources.files("kmock._internal") / "resources.json.gz").read_bytes()))
     types: list[ResourceType] = []
     for res in bundle:
         info = bundle[res]
@@ -182,4 +187,4 @@ def builtin_types() -> list[ResourceType]:
                 subresources=subresources,
             )
         )
-    return types
+    return tuple(types)
