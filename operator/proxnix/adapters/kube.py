@@ -13,16 +13,19 @@ import asyncio
 import base64
 import binascii
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from proxnix.api.gitrepo import INFO as GITREPO_INFO
 from proxnix.api.meta import GROUP, VERSION
+
+T = TypeVar("T")
 
 _MERGE_PATCH = "application/merge-patch+json"
 _IN_CLUSTER_ENV = "KUBERNETES_SERVICE_HOST"
@@ -44,6 +47,16 @@ def _error(exc: ApiException, what: str) -> KubeError:
     status = int(exc.status or 0)
     kind = NotFound if status == 404 else KubeError
     return kind(f"{what}: HTTP {status} {exc.reason}", status)
+
+
+async def _in_thread(what: str, fn: Callable[..., T], *args: Any) -> T:
+    """Run a blocking client call in a worker thread; transport failures become `KubeError` (status 0)."""
+    try:
+        return await asyncio.to_thread(fn, *args)
+    except KubeError:
+        raise
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise KubeError(f"{what}: {exc}") from None
 
 
 def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> client.Configuration:
@@ -101,7 +114,7 @@ class KubeApi:
 
     async def list_gitrepos(self, namespace: str | None) -> list[dict[str, Any]]:
         """Every GitRepo object (as JSON dicts) in `namespace`, or in all namespaces when None."""
-        return await asyncio.to_thread(self._list_gitrepos, namespace)
+        return await _in_thread("list gitrepos", self._list_gitrepos, namespace)
 
     def _read_secret_key(self, namespace: str, name: str, key: str) -> bytes | None:
         try:
@@ -123,7 +136,7 @@ class KubeApi:
 
     async def read_secret_key(self, namespace: str, name: str, key: str) -> bytes | None:
         """The decoded value of `key` in Secret `namespace/name`; None if the Secret or the key does not exist."""
-        return await asyncio.to_thread(self._read_secret_key, namespace, name, key)
+        return await _in_thread("read secret", self._read_secret_key, namespace, name, key)
 
     def _patch_gitrepo_annotations(self, namespace: str, name: str, annotations: Mapping[str, str]) -> None:
         body = {"metadata": {"annotations": dict(annotations)}}
@@ -145,4 +158,4 @@ class KubeApi:
         self, namespace: str, name: str, annotations: Mapping[str, str]
     ) -> None:
         """Merge-patch GitRepo `namespace/name`'s annotations (other annotations are kept); `NotFound` if gone."""
-        await asyncio.to_thread(self._patch_gitrepo_annotations, namespace, name, annotations)
+        await _in_thread("patch gitrepo", self._patch_gitrepo_annotations, namespace, name, annotations)

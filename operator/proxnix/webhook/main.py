@@ -2,7 +2,8 @@
 
 Parses `--listen HOST:PORT`, `--namespace NS|all`, `--insecure-allow-unsigned` and friends, loads the Kubernetes
 configuration (`--kubeconfig`, in-cluster, or `$KUBECONFIG`), serves until SIGTERM or SIGINT, then shuts down
-gracefully: /readyz turns 503, the listener closes, requests in flight get up to `--shutdown-timeout` seconds.
+gracefully: the listener closes, requests in flight get up to `--shutdown-timeout` seconds to finish (their patches
+included), then the index loop stops and the API client closes. Exit status 0; 2 if the configuration cannot load.
 """
 
 from __future__ import annotations
