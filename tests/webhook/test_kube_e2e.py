@@ -8,6 +8,7 @@ test reads the annotations back from the API.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import select
@@ -145,14 +146,26 @@ def _read_until(proc: subprocess.Popen[str], log: list[str], want: str, timeout:
     pytest.fail(f"no {want!r} log line from the sidecar in {timeout}s:\n{''.join(log)}")
 
 
-@pytest.fixture
-def sidecar(cluster: KubeAPI) -> Iterator[Sidecar]:
+@contextlib.contextmanager
+def _run_sidecar(cluster: KubeAPI, *extra: str) -> Iterator[Sidecar]:
+    """`proxnix webhook` as a subprocess against the server, listening and ready; killed on exit if still running."""
     env = cluster.env | {
         "PYTHONPATH": str(REPO_ROOT / "operator") + os.pathsep + os.environ.get("PYTHONPATH", "")
     }
     env.pop("KUBERNETES_SERVICE_HOST", None)
+    argv = [
+        sys.executable,
+        "-m",
+        "proxnix.cli",
+        "webhook",
+        "--listen",
+        "127.0.0.1:0",
+        "--miss-seconds",
+        "0",
+        *extra,
+    ]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "proxnix.cli", "webhook", "--listen", "127.0.0.1:0", "--miss-seconds", "0"],
+        argv,
         env=env,
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
@@ -170,6 +183,13 @@ def sidecar(cluster: KubeAPI) -> Iterator[Sidecar]:
         proc.wait(10)
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+@pytest.fixture
+def sidecar(cluster: KubeAPI) -> Iterator[Sidecar]:
+    """`proxnix webhook` against the server, listening and ready."""
+    with _run_sidecar(cluster) as running:
+        yield running
 
 
 def _http(
@@ -250,3 +270,18 @@ def test_webhook_subprocess_marks_gitrepos_through_the_api(cluster: KubeAPI, sid
     sidecar.proc.send_signal(signal.SIGTERM)
     assert sidecar.proc.wait(timeout=15) == 0
     _read_until(sidecar.proc, sidecar.log, "stopped", timeout=5)
+
+
+def test_insecure_mode_warns_and_accepts_unsigned_pushes_for_secretless_gitrepos(cluster: KubeAPI) -> None:
+    _gitrepo(cluster, "default", "open", "https://github.com/Octo-Org/infra.git", {"branch": "main"}, None)
+    _gitrepo(
+        cluster, "default", "closed", "https://github.com/Octo-Org/infra.git", {"branch": "main"}, "missing"
+    )
+    with _run_sidecar(cluster, "--insecure-allow-unsigned") as running:
+        warnings = [json.loads(line) for line in running.log if '"warning"' in line]
+        assert any("INSECURE" in entry["msg"] for entry in warnings), running.log
+        status, answer = _http(running, "POST", "/hook", CASES[0].body("push"), CASES[0].headers("push"))
+        assert status == 202, answer
+        assert [m["name"] for m in answer["matched"]] == ["open"]
+    assert _annotations(cluster, "default", "open")[ANNOTATION_REVISION] == CASES[0].push_revision
+    assert ANNOTATION_REVISION not in _annotations(cluster, "default", "closed")
