@@ -5,9 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
-from proxnix_testbed.kubeapi import ThreadedServer
 from tests.kubeapi.conftest import WIDGETS, widget
-from tests.support.kubeapi import KubeAPI
+from tests.support.kubeapi import running_kubeapi
 
 
 def _summary(events):
@@ -94,10 +93,7 @@ def test_send_initial_events_ends_with_a_bookmark(widgets_api):
 
 
 def test_too_old_resource_version_is_410_expired(tmp_path):
-    server = ThreadedServer(kubeconfig=tmp_path / "kubeconfig", watch_history=3)
-    running = server.start()
-    try:
-        api = KubeAPI(running.url, tmp_path / "kubeconfig", tmp_path, server)
+    with running_kubeapi(tmp_path, watch_history=3) as api:
         rv = api.get("/api/v1/namespaces/default/configmaps").body["metadata"]["resourceVersion"]
         for n in range(5):
             assert (
@@ -114,5 +110,3 @@ def test_too_old_resource_version_is_410_expired(tmp_path):
         assert _summary(
             api.watch(f"/api/v1/namespaces/default/configmaps?resourceVersion={recent}", 0.3)
         ) == [("ADDED", "c4")]
-    finally:
-        server.stop()

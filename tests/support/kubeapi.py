@@ -8,12 +8,16 @@ Fixtures (function-scoped, each test gets a fresh, empty cluster with the defaul
   except `.call()`; what end-to-end tests with kubectl and `proxnix operator` subprocesses use;
 - `kubectl` — `kubectl(*args)` bound to `kubeapi_process` (KUBECONFIG and a private discovery cache set).
 
-Helpers: `kopf_login(url)` (a kopf login handler for in-process operators), `wait_for(predicate, timeout)`
-(poll a condition, never sleep-and-hope), `REPO_CRDS` (the project's generated CRDs folder).
+Helpers: `running_kubeapi(workdir, **options)` (a server with options, e.g. `crds=[REPO_CRDS]`, `kopf_peering=True`),
+`kopf_login(url)` (a kopf login handler for in-process operators), `wait_for(predicate, timeout)` and
+`await eventually(probe, within)` (poll a condition, never sleep-and-hope), `start_process`/`stop_process`
+(the standalone server with extra CLI flags), `REPO_CRDS` (the project's generated CRDs folder).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import pathlib
@@ -49,6 +53,19 @@ def wait_for(predicate: Callable[[], T], timeout: float = 10.0, interval: float 
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what or predicate!r}")
         time.sleep(interval)
+
+
+async def eventually(probe: Callable[[], T], within: float = 15.0, what: str = "") -> T:
+    """Async `wait_for`: the blocking probe runs in a worker thread, so an in-process operator keeps running."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        result = await asyncio.to_thread(probe)
+        if result:
+            return result
+        if loop.time() > deadline:
+            pytest.fail(f"timed out after {within}s waiting for {what or probe!r}")
+        await asyncio.sleep(0.05)
 
 
 class ApiResponse:
@@ -179,17 +196,26 @@ def kopf_login(url: str) -> Callable[..., Any]:
     return login
 
 
-@pytest.fixture
-def kubeapi(tmp_path: pathlib.Path) -> Iterator[KubeAPI]:
-    """A fresh test API server in a background thread of this process."""
-    workdir = tmp_path / "kubeapi"
-    server = ThreadedServer(kubeconfig=workdir / "kubeconfig")
+@contextlib.contextmanager
+def running_kubeapi(workdir: pathlib.Path, **options: Any) -> Iterator[KubeAPI]:
+    """Run a server in a thread (options as for `proxnix_testbed.kubeapi.serve`, e.g. `crds=[REPO_CRDS]`,
+    `kopf_peering=True`, `watch_history=3`); on exit, fail if it hit internal errors (HTTP 500s)."""
+    server = ThreadedServer(kubeconfig=workdir / "kubeconfig", **options)
     running = server.start()
     assert running.kubeconfig is not None
     try:
         yield KubeAPI(running.url, running.kubeconfig, workdir, server)
+        internal_errors = server.call(lambda emulator: [repr(e) for e in emulator.errors])
+        assert not internal_errors, f"the test API server failed internally: {internal_errors}"
     finally:
         server.stop()
+
+
+@pytest.fixture
+def kubeapi(tmp_path: pathlib.Path) -> Iterator[KubeAPI]:
+    """A fresh test API server in a background thread of this process."""
+    with running_kubeapi(tmp_path / "kubeapi") as api:
+        yield api
 
 
 def start_process(

@@ -143,6 +143,34 @@ def established_status(crd: dict[str, Any], now: str) -> dict[str, Any]:
     return {"acceptedNames": names, "conditions": conditions, "storedVersions": stored}
 
 
+def kopf_peering_crds() -> list[dict[str, Any]]:
+    """kopf's peering CRDs (as in kopf's docs): an operator run without `--standalone` keeps its presence in a
+    KopfPeering (namespaced operators) or ClusterKopfPeering (cluster-wide ones) named by `--peering`."""
+    crds = []
+    for kind, scope in (("ClusterKopfPeering", "Cluster"), ("KopfPeering", "Namespaced")):
+        plural = kind.lower() + "s"
+        schema = {
+            "type": "object",
+            "properties": {"status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+        }
+        crds.append(
+            {
+                "apiVersion": CRD_API_VERSION,
+                "kind": "CustomResourceDefinition",
+                "metadata": {"name": f"{plural}.kopf.dev"},
+                "spec": {
+                    "scope": scope,
+                    "group": "kopf.dev",
+                    "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
+                    "versions": [
+                        {"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": schema}}
+                    ],
+                },
+            }
+        )
+    return crds
+
+
 def iter_crd_documents(path: pathlib.Path) -> Iterator[dict[str, Any]]:
     """CRD documents in a YAML file or in the `*.yaml`/`*.yml` files of a folder (sorted); other kinds skipped."""
     files = sorted([*path.glob("*.yaml"), *path.glob("*.yml")]) if path.is_dir() else [path]

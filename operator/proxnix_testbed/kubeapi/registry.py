@@ -161,7 +161,9 @@ def builtin_types() -> tuple[ResourceType, ...]:
     """Built-in resource types from kmock's bundled discovery snapshot (a recent K3s), limited to served groups."""
     bundle = kmock.ResourcesArray()
     # As kmock's load_bundled(), without its deprecated importlib.resources call.
-    bundle.load_data(gzip.decompress((importlib.resources.files("kmock._internal") / "resources.json.gz").read_bytes()))
+    bundle.load_data(
+        gzip.decompress((importlib.resources.files("kmock._internal") / "resources.json.gz").read_bytes())
+    )
     types: list[ResourceType] = []
     for res in bundle:
         info = bundle[res]

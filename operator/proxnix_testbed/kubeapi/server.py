@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import aiohttp.web
 
-from proxnix_testbed.kubeapi.crds import iter_crd_documents
+from proxnix_testbed.kubeapi.crds import iter_crd_documents, kopf_peering_crds
 from proxnix_testbed.kubeapi.emulator import StrictKubernetesEmulator
 from proxnix_testbed.kubeapi.kubeconfig import write_kubeconfig
 
@@ -52,14 +52,21 @@ async def serve(
     host: str = "127.0.0.1",
     port: int = 0,
     crds: Iterable[str | os.PathLike[str]] = (),
+    kopf_peering: bool = False,
     kubeconfig: str | os.PathLike[str] | None = None,
     **options: Any,
 ) -> AsyncIterator[RunningServer]:
-    """Serve a fresh emulator until the context exits. `options` go to `StrictKubernetesEmulator`."""
+    """Serve a fresh emulator until the context exits. `options` go to `StrictKubernetesEmulator`.
+
+    `crds`: YAML files or folders of CRDs to install; `kopf_peering`: also install kopf's peering CRDs.
+    """
     started = time.monotonic()
     emulator = StrictKubernetesEmulator(**options)
     async with emulator:
         load_crds(emulator, crds)
+        if kopf_peering:
+            for crd in kopf_peering_crds():
+                emulator.install_crd(crd)
         runner = aiohttp.web.ServerRunner(aiohttp.web.Server(emulator), shutdown_timeout=1.0)
         await runner.setup()
         site = aiohttp.web.TCPSite(runner, host, port)
