@@ -225,12 +225,14 @@ def import_disk(
     return argv
 
 
-def import_from(vmid: int, slot: str, storage: str, source: str, *, boot: bool = True) -> list[str]:
+def import_from(
+    vmid: int, slot: str, storage: str, source: str, *, boot: bool = True, digest: str | None = None
+) -> list[str]:
     """`qm set <vmid> --<slot> <storage>:0,import-from=<source> [--boot order=<slot>]` (PVE 7.2+)."""
     options: dict[str, ConfigValue] = {check_slot(slot): import_from_value(storage, source)}
     if boot:
         options["boot"] = f"order={slot}"
-    return set_options(vmid, options)
+    return set_options(vmid, options, digest=digest)
 
 
 def attach_disk(vmid: int, slot: str, volume: str, *, boot: bool = True) -> list[str]:

@@ -252,10 +252,14 @@ def parse_vm_config(text: str, *, command: str = "qm config", vmid: int | None =
     )
 
 
-def parse_vm_config_file(raw: str, *, path: str, vmid: int | None = None) -> VmConfig:
-    """Parse a raw `<vmid>.conf` file; `digest` is its SHA-1, as Proxmox computes it for `--digest`."""
+def parse_vm_config_file(
+    raw: str, *, path: str, vmid: int | None = None, raw_bytes: bytes | None = None
+) -> VmConfig:
+    """Parse a raw `<vmid>.conf` file; `digest` is the SHA-1 of its bytes (`raw_bytes` when given, else `raw`
+    encoded as UTF-8), as Proxmox computes it for `qm set --digest`."""
     config = parse_vm_config(raw, command=f"cat {path}", vmid=vmid)
-    digest = hashlib.sha1(raw.encode("utf-8"), usedforsecurity=False).hexdigest()
+    data = raw_bytes if raw_bytes is not None else raw.encode("utf-8")
+    digest = hashlib.sha1(data, usedforsecurity=False).hexdigest()
     return VmConfig(
         vmid=config.vmid,
         values=config.values,

@@ -1,0 +1,610 @@
+"""The SSH pool of one Proxmox node: the only module that imports asyncssh.
+
+What it owns:
+- connections to one node, reused and kept alive (SSH keepalives), each carrying several sessions (channels);
+- at most `max_sessions` commands (or SFTP sessions) at once on the node;
+- reconnection with exponential backoff after a drop or a failed connect;
+- a timeout on every command: the remote command runs under coreutils `timeout` (so it dies on the node even when
+  the connection is gone), and locally the channel is signalled and closed when the deadline passes;
+- host key verification against the Secret's known_hosts; trust-on-first-use only when explicitly enabled and
+  known_hosts is empty: the first key is accepted, pinned for the pool's life, and its fingerprint exposed so the
+  controller can record it (and pass it back as `pinned_fingerprint` after a restart);
+- the private key taken from bytes (the Secret) — never logged, never written to disk;
+- SFTP over the same connections (`SshPool.sftp()`), counted against the session limit.
+
+Transport failures are raised as the driver's exceptions (`proxnix.proxmox.errors`): ConnectionLost,
+NodeUnreachable, CommandTimeout (transient); HostKeyMismatch, AuthenticationFailed (permanent). A command that
+ran and exited non-zero is NOT an exception here: the result is returned for the client to classify.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import shlex
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+from proxnix.proxmox.errors import (
+    AuthenticationFailed,
+    CommandTimeout,
+    ConnectionLost,
+    HostKeyMismatch,
+    NodeUnreachable,
+    TransferFailed,
+)
+from proxnix.proxmox.shell import shell_join
+
+log = logging.getLogger(__name__)
+
+PRIVATE_KEY_FIELD = "ssh-privatekey"
+KNOWN_HOSTS_FIELD = "known_hosts"
+# Exit status of coreutils `timeout` when the command timed out (and after the KILL that follows).
+TIMEOUT_EXIT = 124
+KILLED_EXIT = 137
+MAX_DISPLAY = 200
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """Where the node's sshd listens, and the node's name for messages."""
+
+    host: str
+    port: int = 22
+    user: str = "root"
+    node: str = ""
+
+    @property
+    def known_hosts_name(self) -> str:
+        """The host as a known_hosts line names it: `host`, or `[host]:port` off port 22."""
+        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+
+    def __str__(self) -> str:
+        return f"{self.user}@{self.known_hosts_name}"
+
+
+@dataclass(frozen=True, repr=False)
+class SshCredentials:
+    """The client key and host-key policy. `repr` never shows the key."""
+
+    private_key: bytes
+    known_hosts: str = ""
+    trust_on_first_use: bool = False
+    pinned_fingerprint: str = ""
+
+    def __repr__(self) -> str:
+        return (
+            f"SshCredentials(private_key=<redacted>, known_hosts={len(self.known_hosts.splitlines())} lines, "
+            f"trust_on_first_use={self.trust_on_first_use}, pinned_fingerprint={self.pinned_fingerprint!r})"
+        )
+
+    @classmethod
+    def from_secret(
+        cls,
+        data: Mapping[str, bytes | str],
+        *,
+        trust_on_first_use: bool = False,
+        pinned_fingerprint: str = "",
+    ) -> SshCredentials:
+        """From a Secret's (decoded) data: `ssh-privatekey` and `known_hosts`."""
+        key = data.get(PRIVATE_KEY_FIELD)
+        if not key:
+            raise AuthenticationFailed(f"the Secret has no {PRIVATE_KEY_FIELD!r} key")
+        known = data.get(KNOWN_HOSTS_FIELD, b"")
+        return cls(
+            private_key=key.encode() if isinstance(key, str) else bytes(key),
+            known_hosts=known.decode("utf-8", "replace") if isinstance(known, bytes) else known,
+            trust_on_first_use=trust_on_first_use,
+            pinned_fingerprint=pinned_fingerprint,
+        )
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """Tuning of one pool. Times in seconds."""
+
+    max_sessions: int = 4
+    sessions_per_connection: int = 8  # below OpenSSH's default MaxSessions (10)
+    connect_timeout: float = 15.0
+    command_timeout: float = 120.0
+    kill_grace: float = 5.0  # `timeout -k`: KILL this long after TERM
+    keepalive_interval: float = 15.0
+    keepalive_count_max: int = 3
+    reconnect_initial: float = 0.5
+    reconnect_max: float = 30.0
+    close_timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """A command that ran to completion on the node (any exit status)."""
+
+    command: str
+    exit_status: int
+    stdout: str
+    stderr: str
+    duration: float
+    stdout_bytes: bytes = b""
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+
+@dataclass
+class PoolStats:
+    """Counters for tests, benchmarks and metrics."""
+
+    active: int = 0
+    peak_active: int = 0
+    commands: int = 0
+    connections_opened: int = 0
+    connections_lost: int = 0
+    connect_failures: int = 0
+
+
+def display(command: str) -> str:
+    """A command as shown in errors and logs (bounded)."""
+    one_line = " ".join(command.split())
+    return one_line if len(one_line) <= MAX_DISPLAY else one_line[: MAX_DISPLAY - 1] + "…"
+
+
+class _HostKeyCheck:
+    """Decides on the server's host key when known_hosts has no match for it (asyncssh asks the client)."""
+
+    def __init__(self, target: SshTarget, credentials: SshCredentials, pinned: str) -> None:
+        self.target = target
+        self.tofu = credentials.trust_on_first_use and not credentials.known_hosts.strip()
+        self.has_known_hosts = bool(credentials.known_hosts.strip())
+        self.pinned = pinned
+        self.presented = ""
+        self.presented_line = ""
+        self.accepted_on_first_use = False
+
+    def __call__(self, key: asyncssh.SSHKey) -> bool:
+        fingerprint = key.get_fingerprint("sha256")
+        self.presented = fingerprint
+        self.presented_line = (
+            f"{self.target.known_hosts_name} {key.export_public_key('openssh').decode().strip()}"
+        )
+        if not self.tofu:
+            return False
+        if self.pinned:
+            return fingerprint == self.pinned
+        self.pinned = fingerprint
+        self.accepted_on_first_use = True
+        return True
+
+    def failure(self, error: str) -> HostKeyMismatch:
+        seen = f" presented {self.presented}" if self.presented else ""
+        if self.tofu and self.pinned:
+            why = f"host key changed: expected the pinned {self.pinned},{seen}"
+        elif self.has_known_hosts:
+            why = f"host key not in known_hosts for {self.target.known_hosts_name} (the node{seen})"
+        else:
+            why = f"known_hosts is empty and hostKeyPolicy is Verify (the node{seen})"
+        return HostKeyMismatch(
+            f"refusing {self.target}: {why}; connection not trusted ({error})",
+            node=self.target.node,
+        )
+
+
+class _Client(asyncssh.SSHClient):
+    def __init__(self, check: _HostKeyCheck, on_lost: Callable[[Exception | None], None]) -> None:
+        self._check = check
+        self._on_lost = on_lost
+
+    def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
+        return self._check(key)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._on_lost(exc)
+
+
+@dataclass(eq=False)
+class _Connection:
+    ssh: Any  # asyncssh.SSHClientConnection
+    load: int = 0
+    alive: bool = True
+    opened: float = field(default_factory=time.monotonic)
+
+
+class SftpSession:
+    """File operations over the pool's SFTP channel; errors become TransferFailed / ConnectionLost."""
+
+    def __init__(self, client: Any, target: SshTarget) -> None:
+        self._client = client
+        self._target = target
+
+    async def _call(self, what: str, op: Callable[[], Any]) -> Any:
+        try:
+            return await op()
+        except asyncssh.SFTPError as exc:
+            raise TransferFailed(f"SFTP {what} failed: {exc.reason}", node=self._target.node) from None
+        except (asyncssh.Error, OSError) as exc:
+            raise ConnectionLost(
+                f"connection lost during SFTP {what}: {exc}", node=self._target.node
+            ) from None
+
+    async def put(
+        self,
+        local_path: str | Path,
+        remote_path: str,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """Copy a local file to `remote_path` (created or truncated)."""
+
+        def handler(src: bytes, dst: bytes, done: int, total: int) -> None:
+            if progress is not None:
+                progress(done, total)
+
+        await self._call(
+            f"put {remote_path}",
+            lambda: self._client.put(str(local_path), remote_path, progress_handler=handler),
+        )
+
+    async def size(self, remote_path: str) -> int | None:
+        """The file's size, or None when it does not exist."""
+        try:
+            attrs = await self._client.stat(remote_path)
+        except asyncssh.SFTPNoSuchFile:
+            return None
+        except asyncssh.SFTPError as exc:
+            raise TransferFailed(
+                f"SFTP stat {remote_path} failed: {exc.reason}", node=self._target.node
+            ) from None
+        except (asyncssh.Error, OSError) as exc:
+            raise ConnectionLost(f"connection lost during SFTP stat: {exc}", node=self._target.node) from None
+        return int(attrs.size) if attrs.size is not None else None
+
+    async def remove(self, remote_path: str) -> None:
+        with contextlib.suppress(asyncssh.SFTPNoSuchFile):
+            await self._call(f"remove {remote_path}", lambda: self._client.remove(remote_path))
+
+    async def makedirs(self, remote_path: str) -> None:
+        await self._call(f"mkdir {remote_path}", lambda: self._client.makedirs(remote_path, exist_ok=True))
+
+
+class SshPool:
+    """Sessions to one node. Create once per ProxmoxNode (see `SshPoolRegistry`), close on shutdown."""
+
+    def __init__(
+        self, target: SshTarget, credentials: SshCredentials, settings: PoolSettings | None = None
+    ) -> None:
+        self.target = target
+        self.settings = settings or PoolSettings()
+        if self.settings.max_sessions < 1 or self.settings.sessions_per_connection < 1:
+            raise ValueError("max_sessions and sessions_per_connection must be at least 1")
+        self._credentials = credentials
+        self._key: Any = None  # imported lazily, so a bad key surfaces as AuthenticationFailed on first use
+        self._known_hosts: Any = None
+        self._check = _HostKeyCheck(target, credentials, credentials.pinned_fingerprint)
+        self._sem = asyncio.Semaphore(self.settings.max_sessions)
+        self._lock = asyncio.Lock()
+        self._conns: list[_Connection] = []
+        self._failures = 0
+        self._retry_at = 0.0
+        self._closed = False
+        self.stats = PoolStats()
+
+    # --- public state ------------------------------------------------------------------------------------------
+
+    @property
+    def host_key_fingerprint(self) -> str:
+        """SHA256 fingerprint of the host key this pool accepted (empty before the first connection)."""
+        return self._check.pinned or self._check.presented
+
+    @property
+    def trusted_on_first_use(self) -> bool:
+        """True when the host key was accepted by trust-on-first-use (record `host_key_fingerprint`)."""
+        return self._check.accepted_on_first_use
+
+    @property
+    def accepted_known_hosts_line(self) -> str:
+        """The known_hosts line of the accepted key (to persist after trust-on-first-use)."""
+        return self._check.presented_line if self._check.pinned else ""
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # --- connections ---------------------------------------------------------------------------------------------
+
+    def _import_credentials(self) -> None:
+        if self._key is not None:
+            return
+        try:
+            self._key = asyncssh.import_private_key(self._credentials.private_key)
+        except (asyncssh.KeyImportError, ValueError) as exc:
+            # The exception text never contains key material.
+            raise AuthenticationFailed(
+                f"cannot use the private key from the Secret ({type(exc).__name__}: {exc})",
+                node=self.target.node,
+            ) from None
+        try:
+            self._known_hosts = asyncssh.import_known_hosts(self._credentials.known_hosts)
+        except (ValueError, asyncssh.KeyImportError) as exc:
+            raise HostKeyMismatch(
+                f"known_hosts in the Secret is not valid: {exc}", node=self.target.node
+            ) from None
+
+    async def _connect(self) -> _Connection:
+        self._import_credentials()
+        holder: list[_Connection] = []
+
+        def on_lost(exc: Exception | None) -> None:
+            if holder and holder[0].alive:
+                holder[0].alive = False
+                self.stats.connections_lost += 1
+                log.info("ssh %s: connection lost (%s)", self.target, exc or "closed")
+
+        s = self.settings
+        try:
+            ssh, _ = await asyncio.wait_for(
+                asyncssh.create_connection(
+                    lambda: _Client(self._check, on_lost),
+                    self.target.host,
+                    self.target.port,
+                    username=self.target.user,
+                    known_hosts=self._known_hosts,
+                    client_keys=[self._key],
+                    agent_path=None,
+                    agent_identities=None,
+                    agent_forwarding=False,
+                    password=None,
+                    kbdint_auth=False,
+                    gss_auth=False,
+                    host_based_auth=False,
+                    preferred_auth="publickey",
+                    config=None,
+                    x509_trusted_certs=None,
+                    x509_trusted_cert_paths=None,
+                    keepalive_interval=s.keepalive_interval,
+                    keepalive_count_max=s.keepalive_count_max,
+                    login_timeout=s.connect_timeout,
+                ),
+                timeout=s.connect_timeout,
+            )
+        except asyncssh.HostKeyNotVerifiable as exc:
+            raise self._check.failure(str(exc)) from None
+        except asyncssh.PermissionDenied as exc:
+            raise AuthenticationFailed(
+                f"{self.target} refused the client key: {exc.reason}", node=self.target.node
+            ) from None
+        except (TimeoutError, asyncssh.Error, OSError) as exc:
+            reason = "connect timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
+            raise NodeUnreachable(
+                f"cannot connect to {self.target}: {reason}", node=self.target.node
+            ) from None
+        conn = _Connection(ssh=ssh)
+        holder.append(conn)
+        server_key = ssh.get_server_host_key()
+        if server_key is not None:
+            self._check.presented = server_key.get_fingerprint("sha256")
+        self.stats.connections_opened += 1
+        log.debug("ssh %s: connected (host key %s)", self.target, self.host_key_fingerprint)
+        return conn
+
+    async def _acquire_connection(self) -> _Connection:
+        async with self._lock:
+            if self._closed:
+                raise ConnectionLost(f"the SSH pool of {self.target} is closed", ambiguous=False)
+            self._conns = [c for c in self._conns if c.alive]
+            for conn in self._conns:
+                if conn.load < self.settings.sessions_per_connection:
+                    conn.load += 1
+                    return conn
+            wait = self._retry_at - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            try:
+                conn = await self._connect()
+            except (NodeUnreachable, AuthenticationFailed, HostKeyMismatch):
+                self._failures += 1
+                self.stats.connect_failures += 1
+                delay = min(
+                    self.settings.reconnect_max, self.settings.reconnect_initial * 2 ** (self._failures - 1)
+                )
+                self._retry_at = time.monotonic() + delay * random.uniform(0.8, 1.2)  # noqa: S311
+                raise
+            self._failures = 0
+            self._retry_at = 0.0
+            self._conns.append(conn)
+            conn.load += 1
+            return conn
+
+    @contextlib.asynccontextmanager
+    async def _session(self) -> AsyncIterator[_Connection]:
+        async with self._sem:
+            conn = await self._acquire_connection()
+            self.stats.active += 1
+            self.stats.peak_active = max(self.stats.peak_active, self.stats.active)
+            try:
+                yield conn
+            finally:
+                conn.load -= 1
+                self.stats.active -= 1
+
+    def _drop(self, conn: _Connection) -> None:
+        if conn.alive:
+            conn.alive = False
+            self.stats.connections_lost += 1
+        conn.ssh.close()
+
+    # --- commands ------------------------------------------------------------------------------------------------
+
+    def _wrap(self, command: str, timeout: float) -> str:
+        """Run under coreutils `timeout` in `sh -c`, so the node kills it even if the connection is gone."""
+        return f"timeout -k {self.settings.kill_grace:g}s {timeout:g}s sh -c {shlex.quote(command)}"
+
+    async def run(
+        self,
+        command: str | Sequence[str],
+        *,
+        timeout_s: float | None = None,
+        stdin: bytes | None = None,
+    ) -> CommandResult:
+        """Run `command` (a shell string, or an argv list that is quoted with `shell_join`) on the node."""
+        text = command if isinstance(command, str) else shell_join(command)
+        shown = display(text)
+        limit = timeout_s if timeout_s is not None else self.settings.command_timeout
+        if limit <= 0:
+            raise ValueError("timeout_s must be positive")
+        async with self._session() as conn:
+            self.stats.commands += 1
+            started = time.monotonic()
+            try:
+                process = await conn.ssh.create_process(
+                    self._wrap(text, limit), encoding=None, stdin=asyncssh.PIPE
+                )
+            except (asyncssh.Error, OSError) as exc:
+                self._drop(conn)
+                raise ConnectionLost(
+                    f"could not open a session on {self.target}: {exc}", ambiguous=False, command=shown,
+                    node=self.target.node,
+                ) from None  # fmt: skip
+            try:
+                stdout, stderr = await asyncio.wait_for(
+                    process.communicate(stdin or b""),
+                    timeout=limit + self.settings.kill_grace + 5.0,
+                )
+            except TimeoutError:
+                with contextlib.suppress(Exception):
+                    process.kill()
+                process.close()
+                raise CommandTimeout(
+                    f"no answer within {limit:g} s; the session was closed",
+                    command=shown,
+                    node=self.target.node,
+                ) from None
+            except (asyncssh.Error, OSError, EOFError) as exc:
+                self._drop(conn)
+                raise ConnectionLost(
+                    f"connection to {self.target} lost while running the command: {exc}",
+                    command=shown,
+                    node=self.target.node,
+                ) from None
+            duration = time.monotonic() - started
+            status = process.exit_status
+            if status is None:
+                if process.exit_signal is None:
+                    self._drop(conn)
+                    raise ConnectionLost(
+                        f"the session on {self.target} ended without an exit status (connection lost?)",
+                        command=shown,
+                        node=self.target.node,
+                    )
+                status = KILLED_EXIT  # killed by a signal on the node
+        out = bytes(stdout or b"")
+        err = bytes(stderr or b"").decode("utf-8", "replace")
+        if status in (TIMEOUT_EXIT, KILLED_EXIT) and duration >= limit * 0.95:
+            raise CommandTimeout(
+                f"timed out after {limit:g} s; the remote process was killed",
+                command=shown,
+                node=self.target.node,
+                exit_status=status,
+                stderr=err,
+            )
+        log.debug("ssh %s: %s -> %s in %.3f s", self.target, shown, status, duration)
+        return CommandResult(
+            command=shown,
+            exit_status=status,
+            stdout=out.decode("utf-8", "replace"),
+            stderr=err,
+            duration=duration,
+            stdout_bytes=out,
+        )
+
+    @contextlib.asynccontextmanager
+    async def sftp(self) -> AsyncIterator[SftpSession]:
+        """An SFTP session on a pooled connection (one of the `max_sessions` slots while open)."""
+        async with self._session() as conn:
+            try:
+                client = await conn.ssh.start_sftp_client()
+            except (asyncssh.Error, OSError) as exc:
+                self._drop(conn)
+                raise ConnectionLost(
+                    f"could not start SFTP on {self.target}: {exc}", ambiguous=False, node=self.target.node
+                ) from None
+            try:
+                yield SftpSession(client, self.target)
+            finally:
+                client.exit()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(client.wait_closed(), self.settings.close_timeout)
+
+    async def check(self) -> str:
+        """Connect (or reuse a connection) and return the accepted host key fingerprint."""
+        async with self._session():
+            return self.host_key_fingerprint
+
+    async def close(self) -> None:
+        """Close every connection (in-flight commands fail with ConnectionLost). Idempotent."""
+        async with self._lock:
+            self._closed = True
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.alive = False
+            conn.ssh.close()
+        for conn in conns:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.ssh.wait_closed(), self.settings.close_timeout)
+
+    async def __aenter__(self) -> SshPool:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class SshPoolRegistry:
+    """One pool per node, replaced when the node's target, credentials or settings change; for the controllers'
+    kopf memo. `close()` on operator shutdown."""
+
+    def __init__(self) -> None:
+        self._pools: dict[str, tuple[tuple[object, ...], SshPool]] = {}
+        self._lock = asyncio.Lock()
+
+    async def get(
+        self,
+        key: str,
+        target: SshTarget,
+        credentials: SshCredentials,
+        settings: PoolSettings | None = None,
+    ) -> SshPool:
+        identity = (
+            target,
+            credentials.private_key,
+            credentials.known_hosts,
+            credentials.trust_on_first_use,
+            credentials.pinned_fingerprint,
+            settings,
+        )
+        async with self._lock:
+            current = self._pools.get(key)
+            if current is not None and current[0] == identity and not current[1].closed:
+                return current[1]
+            pool = SshPool(target, credentials, settings)
+            self._pools[key] = (identity, pool)
+        if current is not None:
+            await current[1].close()
+        return pool
+
+    async def discard(self, key: str) -> None:
+        async with self._lock:
+            current = self._pools.pop(key, None)
+        if current is not None:
+            await current[1].close()
+
+    async def close(self) -> None:
+        async with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        await asyncio.gather(*(pool.close() for _, pool in pools), return_exceptions=True)
