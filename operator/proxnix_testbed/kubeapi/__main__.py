@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="install the CRDs in this YAML file or folder (repeatable)",
     )
+    parser.add_argument("--kopf-peering", action="store_true", help="install kopf's peering CRDs (kopf.dev/v1)")
     parser.add_argument(
         "--max-watch-seconds",
         type=float,
@@ -48,6 +49,7 @@ async def _main(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         crds=args.crds,
+        kopf_peering=args.kopf_peering,
         kubeconfig=args.kubeconfig,
         max_watch_seconds=args.max_watch_seconds,
     ) as running:
