@@ -80,6 +80,14 @@ def test_kubectl_lifecycle(kubeapi_process, kubectl, tmp_path):
     as_yaml = yaml.safe_load(kubectl("get", "widget", "w2", "-o", "yaml").stdout)
     assert as_yaml["spec"] == {"size": 1, "color": "red"}
 
+    # diff is a server-side dry run: it shows the change and stores nothing.
+    diff = kubectl("diff", "-f", "-", input=yaml.safe_dump(widget("w2", size=7)), check=False)
+    assert diff.returncode == 1, diff.stderr
+    assert "+  size: 7" in diff.stdout
+    after = yaml.safe_load(kubectl("get", "widget", "w2", "-o", "yaml").stdout)
+    assert after["metadata"]["resourceVersion"] == as_yaml["metadata"]["resourceVersion"]
+    assert kubectl("auth", "can-i", "delete", "widgets").stdout.strip() == "yes"
+
     # Status through the subresource, then wait on the Ready condition (which updates the READY column).
     ready = {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}
     waiter = subprocess.Popen(

@@ -208,3 +208,48 @@ def test_cluster_wide_list_spans_namespaces(widgets_api):
         ("default", "a"),
         ("other", "b"),
     ]
+
+
+def test_events_are_one_storage_under_both_apis(kubeapi):
+    core = "/api/v1/namespaces/default/events"
+    new = "/apis/events.k8s.io/v1/namespaces/default/events"
+    posted = kubeapi.post(
+        core,
+        {
+            "metadata": {"name": "e1"},
+            "reason": "Made",
+            "message": "core event",
+            "involvedObject": {"kind": "ConfigMap", "name": "c", "namespace": "default"},
+        },
+    )
+    assert posted.status == 201
+    seen = kubeapi.get(f"{new}/e1").body
+    assert seen["apiVersion"] == "events.k8s.io/v1"
+    assert seen["note"] == "core event"
+    assert seen["regarding"]["name"] == "c"
+    rsp = kubeapi.post(
+        new,
+        {
+            "metadata": {"name": "e2"},
+            "reason": "Made",
+            "note": "new event",
+            "type": "Normal",
+            "eventTime": "2026-01-01T00:00:00.000000Z",
+            "action": "Make",
+            "reportingController": "x",
+            "reportingInstance": "y",
+            "regarding": {"kind": "ConfigMap", "name": "c", "namespace": "default"},
+        },
+    )
+    assert rsp.status == 201
+    assert kubeapi.get(f"{core}/e2").body["message"] == "new event"
+    assert kubeapi.patch(f"{new}/e2", {"note": "patched"}).body["note"] == "patched"
+    assert kubeapi.get(f"{core}/e2").body["message"] == "patched"
+    selected = kubeapi.get(f"{core}?fieldSelector=involvedObject.name%3Dc").body["items"]
+    assert [e["metadata"]["name"] for e in selected] == ["e1", "e2"]
+    assert [e["type"] for e in kubeapi.watch(f"{new}?fieldSelector=regarding.name%3Dc", 0.3)] == [
+        "ADDED",
+        "ADDED",
+    ]
+    assert kubeapi.delete(f"{new}/e1").status == 200
+    assert kubeapi.get(f"{core}/e1").status == 404

@@ -30,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="install the CRDs in this YAML file or folder (repeatable)",
     )
-    parser.add_argument("--kopf-peering", action="store_true", help="install kopf's peering CRDs (kopf.dev/v1)")
+    parser.add_argument(
+        "--kopf-peering", action="store_true", help="install kopf's peering CRDs (kopf.dev/v1)"
+    )
     parser.add_argument(
         "--max-watch-seconds",
         type=float,

@@ -77,6 +77,26 @@ def _spec_part(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if k not in skip}
 
 
+def apply_patch(doc: dict[str, Any], patch: Any, patch_type: str) -> dict[str, Any]:
+    """The patched copy of `doc` (patch types as in `PATCH_TYPES`); 422 when the patch cannot apply."""
+    try:
+        if patch_type == "json":
+            new = apply_json_patch(doc, patch)
+        elif patch_type == "strategic":
+            new = apply_strategic_merge_patch(doc, patch)
+        else:
+            if not isinstance(patch, dict):
+                raise PatchError("a merge patch must be a JSON object")
+            new = apply_merge_patch(doc, patch)
+    except PatchError as exc:
+        raise errors.unprocessable(
+            f"the server rejected our request due to an error in our request: {exc}"
+        ) from exc
+    if not isinstance(new, dict):
+        raise errors.unprocessable("the patched object is not a JSON object")
+    return copy.deepcopy(new)
+
+
 class WriteResult:
     """The outcome of a write: the object to answer with, the HTTP code, and warnings for `Warning:` headers."""
 
@@ -369,22 +389,9 @@ class ApiCore:
             _meta(body).setdefault("name", name)
             return self.create(rt, namespace, body, dry_run=dry_run, field_validation=field_validation)
         old = self.get(rt, namespace, name)
-        try:
-            if patch_type == "json":
-                new = apply_json_patch(old, patch)
-            elif patch_type == "strategic":
-                new = apply_strategic_merge_patch(old, patch)
-            else:
-                if not isinstance(patch, dict):
-                    raise PatchError("a merge patch must be a JSON object")
-                new = apply_merge_patch(old, patch)
-        except PatchError as exc:
-            raise errors.unprocessable(
-                f"the server rejected our request due to an error in our request: {exc}"
-            ) from exc
-        if not isinstance(new, dict):
-            raise errors.unprocessable("the patched object is not a JSON object")
-        return self._replace(rt, old, new, subresource, dry_run, field_validation, patching=True)
+        return self._replace(
+            rt, old, apply_patch(old, patch, patch_type), subresource, dry_run, field_validation
+        )
 
     def _replace(
         self,
@@ -394,11 +401,9 @@ class ApiCore:
         subresource: str | None,
         dry_run: bool,
         field_validation: str,
-        patching: bool = False,
     ) -> WriteResult:
         old_meta = old["metadata"]
         name = old_meta["name"]
-        new = copy.deepcopy(new) if patching else new
         new_meta = _meta(new)
         rv = new_meta.get("resourceVersion")
         if rv and str(rv) != old_meta["resourceVersion"]:

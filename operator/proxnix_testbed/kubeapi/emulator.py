@@ -22,8 +22,16 @@ from kmock._internal import apps as kmock_apps
 from kmock._internal import rendering as kmock_rendering
 from typing_extensions import override
 
-from proxnix_testbed.kubeapi import discovery, errors, openapi, printing, protobuf
-from proxnix_testbed.kubeapi.core import CRDS, DEFAULT_NAMESPACES, PATCH_TYPES, ApiCore, WriteResult
+from proxnix_testbed.kubeapi import discovery, errors, openapi, printing, protobuf, reviews
+from proxnix_testbed.kubeapi.aliases import ALIASES, Alias
+from proxnix_testbed.kubeapi.core import (
+    CRDS,
+    DEFAULT_NAMESPACES,
+    PATCH_TYPES,
+    ApiCore,
+    WriteResult,
+    apply_patch,
+)
 from proxnix_testbed.kubeapi.errors import ApiError
 from proxnix_testbed.kubeapi.paths import ResourcePath, parse_resource_path
 from proxnix_testbed.kubeapi.registry import ResourceType
@@ -174,6 +182,9 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
                 f"fieldValidation must be one of Strict, Warn, Ignore, not {field_validation!r}"
             )
         ns = rp.namespace if rt.namespaced else None
+        alias = ALIASES.get(rt.key)
+        if alias is not None:
+            return await self._serve_alias(request, method, rt, alias, rp, params, dry_run, field_validation)
 
         if method == "GET":
             if params.get("watch") in ("true", "1"):
@@ -188,6 +199,12 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
                     )
                 )
             return _json(obj)
+        if reviews.is_review(rt):
+            if method != "POST" or rp.name is not None:
+                raise errors.method_not_allowed()
+            # kubectl sends reviews as protobuf; their spec does not change the answer, so it is not decoded.
+            is_protobuf = _content_type(request) == protobuf.CONTENT_TYPE
+            return _json(reviews.review(rt, {} if is_protobuf else _decode_body(request)), 201)
         if method == "POST" and rp.name is None:
             body = _decode_body(request)
             return _written(
@@ -241,12 +258,17 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
             raise errors.bad_request(str(exc)) from exc
 
     def _list(
-        self, request: kmock.Request, rt: ResourceType, namespace: str | None, params: Mapping[str, str]
+        self,
+        request: kmock.Request,
+        rt: ResourceType,
+        namespace: str | None,
+        params: Mapping[str, str],
+        alias: Alias | None = None,
     ) -> aiohttp.web.StreamResponse:
         selector = self._selector(rt, params)
-        items = [
-            obj for obj in self.core.store.objects(rt.key, namespace) if not selector or selector.matches(obj)
-        ]
+        stored = self.core.store.objects(alias.storage if alias else rt.key, namespace)
+        viewed = [alias.from_storage(obj) for obj in stored] if alias else stored
+        items = [obj for obj in viewed if not selector or selector.matches(obj)]
         rv = str(self.core.store.resource_version)
         start = 0
         if params.get("continue"):
@@ -305,7 +327,12 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
         )
 
     async def _watch(
-        self, request: kmock.Request, rt: ResourceType, rp: ResourcePath, params: dict[str, str]
+        self,
+        request: kmock.Request,
+        rt: ResourceType,
+        rp: ResourcePath,
+        params: dict[str, str],
+        alias: Alias | None = None,
     ) -> aiohttp.web.StreamResponse:
         if rp.name is not None:  # a watch on one object is a watch with a metadata.name field selector
             extra = f"metadata.name={rp.name}"
@@ -334,7 +361,78 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
             render,
             self._closing,
             self.max_watch_seconds,
+            alias,
         )
+
+    async def _serve_alias(
+        self,
+        request: kmock.Request,
+        method: str,
+        rt: ResourceType,
+        alias: Alias,
+        rp: ResourcePath,
+        params: dict[str, str],
+        dry_run: bool,
+        field_validation: str,
+    ) -> aiohttp.web.StreamResponse:
+        """A resource stored as another one (events.k8s.io Events as core Events): convert on the way in and out."""
+        storage = self.core.rt(alias.storage)
+        ns = rp.namespace if rt.namespaced else None
+        name = rp.name
+
+        def written(result: WriteResult) -> aiohttp.web.Response:
+            result.obj = alias.from_storage(result.obj)
+            return _written(result)
+
+        if method == "GET":
+            if params.get("watch") in ("true", "1"):
+                return await self._watch(request, rt, rp, params, alias)
+            if name is None:
+                return self._list(request, rt, ns, params, alias)
+            obj = alias.from_storage(self.core.get(storage, ns, name))
+            if _wants_table(request):
+                include = params.get("includeObject", "Metadata")
+                return _json(printing.table(rt, [obj], include, obj["metadata"]["resourceVersion"]))
+            return _json(obj)
+        if method == "POST" and name is None:
+            body = _to_storage(alias, _decode_body(request))
+            return written(
+                self.core.create(storage, ns, body, dry_run=dry_run, field_validation=field_validation)
+            )
+        if method == "PUT" and name is not None:
+            body = _to_storage(alias, _decode_body(request))
+            return written(
+                self.core.update(
+                    storage,
+                    ns,
+                    name,
+                    body,
+                    require_rv=False,
+                    dry_run=dry_run,
+                    field_validation=field_validation,
+                )
+            )
+        if method == "PATCH" and name is not None:
+            patch_type = PATCH_TYPES.get(_content_type(request))
+            if patch_type is None:
+                raise errors.unsupported_media_type(_content_type(request))
+            current = alias.from_storage(self.core.get(storage, ns, name))
+            patched = alias.to_storage(apply_patch(current, _decode_body(request), patch_type))
+            return written(
+                self.core.update(
+                    storage,
+                    ns,
+                    name,
+                    patched,
+                    require_rv=False,
+                    dry_run=dry_run,
+                    field_validation=field_validation,
+                )
+            )
+        if method == "DELETE" and name is not None:
+            options_body = _decode_body(request) if request.body else None
+            return written(self.core.delete(storage, ns, name, options_body, dry_run=dry_run))
+        raise errors.method_not_allowed()
 
     # -- non-resource paths ------------------------------------------------------------------------------------
     def _serve_non_resource(self, request: kmock.Request, path: str) -> aiohttp.web.StreamResponse:
@@ -427,6 +525,12 @@ async def _parse_request(raw_request: aiohttp.web.BaseRequest, request_id: int) 
         name=rp.name if rp is not None else None,
         subresource=rp.subresource if rp is not None else None,
     )
+
+
+def _to_storage(alias: Alias, body: Any) -> Any:
+    if not isinstance(body, dict):
+        raise errors.bad_request("the body of the request must be a JSON object")
+    return alias.to_storage(body)
 
 
 def _json(body: Any, status: int = 200) -> aiohttp.web.Response:

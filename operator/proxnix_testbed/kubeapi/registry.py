@@ -16,7 +16,7 @@ from typing import Any
 
 import kmock
 
-# Built-in API groups served; the rest of kmock's bundle (K3s' gateway CRDs, aggregated metrics, review APIs) is not.
+# Built-in API groups served; the rest of kmock's bundle (K3s' gateway CRDs, aggregated metrics) is not.
 SERVED_BUILTIN_GROUPS = frozenset(
     {
         "",
@@ -36,6 +36,8 @@ SERVED_BUILTIN_GROUPS = frozenset(
         "autoscaling",
         "certificates.k8s.io",
         "apiregistration.k8s.io",
+        "authorization.k8s.io",
+        "authentication.k8s.io",
     }
 )
 # Subresources the emulator implements; others from the bundle are not advertised.

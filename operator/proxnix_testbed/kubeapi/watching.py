@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp.web
 
+from proxnix_testbed.kubeapi.aliases import Alias
 from proxnix_testbed.kubeapi.registry import ResourceType
 from proxnix_testbed.kubeapi.selectors import Selector
 from proxnix_testbed.kubeapi.store import Change, ObjectStore
@@ -27,12 +28,14 @@ def _event(type_: str, obj: dict[str, Any]) -> bytes:
     return json.dumps({"type": type_, "object": obj}).encode() + b"\n"
 
 
-def translate(change: Change, selector: Selector) -> str | None:
+def translate(
+    change: Change, selector: Selector, view: Callable[[dict[str, Any]], dict[str, Any]] = lambda obj: obj
+) -> str | None:
     """The event type a selecting watcher sees for a change, or None when the change is not visible to it."""
-    new_match = not selector or selector.matches(change.obj)
+    new_match = not selector or selector.matches(view(change.obj))
     if change.type != "MODIFIED":
         return change.type if new_match else None
-    old_match = change.old is not None and (not selector or selector.matches(change.old))
+    old_match = change.old is not None and (not selector or selector.matches(view(change.old)))
     if new_match:
         return "MODIFIED" if old_match else "ADDED"
     return "DELETED" if old_match else None
@@ -48,8 +51,15 @@ async def serve_watch(
     render: Callable[[dict[str, Any], bool], dict[str, Any]],
     closing: asyncio.Event,
     max_seconds: float | None = None,
+    storage: Alias | None = None,
 ) -> aiohttp.web.StreamResponse:
-    """Stream changes until timeoutSeconds, client disconnect or server shutdown. `render(obj, first)` shapes objects."""
+    """Stream changes until timeoutSeconds, client disconnect or server shutdown. `render(obj, first)` shapes objects;
+    for an aliased resource (`storage`), the stored objects are watched and converted."""
+    key = storage.storage if storage is not None else rt.key
+
+    def view(obj: dict[str, Any]) -> dict[str, Any]:
+        return storage.from_storage(obj) if storage is not None else obj
+
     loop = asyncio.get_running_loop()
     timeout_text = params.get("timeoutSeconds")
     timeout = float(timeout_text) if timeout_text else max_seconds
@@ -69,7 +79,7 @@ async def serve_watch(
         first = True
         if since_text in ("", "0") or send_initial:
             since = store.resource_version
-            for obj in store.objects(rt.key, namespace):
+            for obj in map(view, store.objects(key, namespace)):
                 if not selector or selector.matches(obj):
                     initial.append(_event("ADDED", render(obj, first)))
                     first = False
@@ -104,10 +114,10 @@ async def serve_watch(
                 await response.write_eof()
                 return response
             for change in store.changes_since(since):
-                if change.resource == rt.key and visible(change.obj):
-                    type_ = translate(change, selector)
+                if change.resource == key and visible(change.obj):
+                    type_ = translate(change, selector, view)
                     if type_ is not None:
-                        initial.append(_event(type_, render(change.obj, first)))
+                        initial.append(_event(type_, render(view(change.obj), first)))
                         first = False
                 since = change.rv
 
@@ -129,12 +139,12 @@ async def serve_watch(
                 continue
             if live is None:
                 break
-            if live.rv <= since or live.resource != rt.key or not visible(live.obj):
+            if live.rv <= since or live.resource != key or not visible(live.obj):
                 continue
             since = live.rv
-            type_ = translate(live, selector)
+            type_ = translate(live, selector, view)
             if type_ is not None:
-                await response.write(_event(type_, render(live.obj, first)))
+                await response.write(_event(type_, render(view(live.obj), first)))
                 first = False
         await response.write_eof()
     except (ConnectionResetError, ConnectionError):
