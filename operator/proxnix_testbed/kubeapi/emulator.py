@@ -20,7 +20,6 @@ import kmock
 import yaml
 from kmock._internal import apps as kmock_apps
 from kmock._internal import rendering as kmock_rendering
-from typing_extensions import override
 
 from proxnix_testbed.kubeapi import discovery, errors, openapi, printing, protobuf, reviews
 from proxnix_testbed.kubeapi.aliases import ALIASES, Alias
@@ -64,7 +63,6 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
     _closing: asyncio.Event = attrs.field(init=False, factory=asyncio.Event)
     _openapi_cache: dict[str, Any] = attrs.field(init=False, factory=dict)
 
-    @override
     def __attrs_post_init__(self) -> None:
         # kmock's fallback reactions are not registered: this class serves every request itself (see _handle).
         self.core = ApiCore(watch_history=self.watch_history, namespaces=self.namespaces)
@@ -89,7 +87,6 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
             self._objects[key].history.append(change.obj)
 
     @property
-    @override
     def resources(self) -> kmock.ResourcesArray:
         """The served resources, in kmock's form (kept for kmock-style introspection)."""
         array = kmock.ResourcesArray()
@@ -105,7 +102,6 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
             )
         return array
 
-    @override
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         """kmock's entry point, with a bounded request log and this module's path parsing (kmock's fails on
         `/api/v1/namespaces`); errors are accumulated in `emulator.errors` as kmock does."""
@@ -133,7 +129,6 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
             await raw_response.write_eof()
             return raw_response
 
-    @override
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         if self._payloads:  # reactions added by a test (e.g. fault injection) take precedence
             try:
