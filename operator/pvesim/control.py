@@ -204,6 +204,7 @@ def reset(state_dir: str | os.PathLike[str]) -> None:
     """Forget every VM, volume, fault and call log; nodes that were down come back. Daemons keep running."""
     layout = Layout(Path(state_dir).resolve())
     names = layout.nodes()
+    sshd.kill_tools(layout)
     for node in names:
         if faults.load(layout, node).down:
             set_node_down(layout.root, node, False)

@@ -45,6 +45,7 @@ mount --bind "$d/pve/nodes/$n/lxc" /etc/pve/lxc &&
 mount --bind "$d/pve/nodes/$n" /etc/pve/local &&
 mount --bind "$d/nodes/$n/vz" /var/lib/vz || { echo "pvesim: cannot set up the mounts of node $n" >&2; exit 255; }
 cd "${HOME:-/}" 2>/dev/null || cd /
+t0=$(date +%s.%N)
 read -r u0 _ < /proc/uptime
 if [ -n "${SSH_ORIGINAL_COMMAND+x}" ]; then
     /bin/sh -c "$SSH_ORIGINAL_COMMAND"
@@ -53,11 +54,10 @@ else
 fi
 rc=$?
 read -r u1 _ < /proc/uptime
-awk -v rc="$rc" -v u0="$u0" -v u1="$u1" -v node="$n" 'BEGIN {
+awk -v rc="$rc" -v t0="$t0" -v u0="$u0" -v u1="$u1" -v node="$n" 'BEGIN {
     c = ENVIRON["SSH_ORIGINAL_COMMAND"]
     gsub(/\\/, "&&", c); gsub(/"/, "\\\"", c); gsub(/\t/, "\\t", c); gsub(/\r/, "\\r", c); gsub(/\n/, "\\n", c)
-    srand(); now = srand()
-    printf "{\"ts\":%d,\"node\":\"%s\",\"command\":\"%s\",\"duration\":%.2f,\"rc\":%d}\n", now, node, c, u1 - u0, rc
+    printf "{\"ts\":%s,\"node\":\"%s\",\"command\":\"%s\",\"duration\":%.2f,\"rc\":%d}\n", t0, node, c, u1 - u0, rc
 }' >> "$d/nodes/$n/sessions.jsonl" 2>/dev/null
 exit $rc
 """
@@ -254,6 +254,22 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def kill_tools(layout: Layout) -> None:
+    """Kill qm/pvesh processes still running in sessions (e.g. hung by a fault) — found by their shim path."""
+    marker = str(layout.bin_dir).encode() + b"/"
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        args = cmdline.split(b"\0")
+        if len(args) > 2 and args[2].startswith(marker):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry), signal.SIGTERM)
 
 
 def known_hosts_line(layout: Layout, node: str, port: int) -> str:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pvesim import calllog, control
+from pvesim import calllog, control, faults
 from pvesim.control import ClusterInfo, NodeInfo
 from pvesim.layout import Layout
 
@@ -63,6 +63,20 @@ class SshNode:
             check=False,
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    def ok(self, command: str, stdin: str | None = None) -> str:
+        """Run a command that must succeed (exit 0); return its stdout."""
+        result = self.run(command, stdin)
+        if result.rc != 0:
+            raise AssertionError(f"{command!r} on {self.name} failed with rc={result.rc}: {result.err}")
+        return result.out
+
+    def fails(self, command: str, rc: int | None = None) -> Result:
+        """Run a command that must fail (with exit code `rc` if given)."""
+        result = self.run(command)
+        if result.rc == 0 or (rc is not None and result.rc != rc):
+            raise AssertionError(f"{command!r} on {self.name}: expected rc={rc or 'non-zero'}, got {result}")
+        return result
 
     def popen(self, command: str, mux: bool = True) -> subprocess.Popen[str]:
         return subprocess.Popen(
@@ -128,7 +142,10 @@ class SimCluster:
         control.tune(self.dir, node, **values)
 
     def reset(self) -> None:
-        self.close_connections()
+        """Empty the cluster (see `pvesim.control.reset`); nodes that were down come back."""
+        for name, node in self.nodes.items():
+            if faults.load(self.layout, name).down:
+                node.close()
         control.reset(self.dir)
 
     def close_connections(self) -> None:
