@@ -9,8 +9,6 @@ CRD registration and cleanup, and the kind-specific touches of Namespaces and Se
 
 from __future__ import annotations
 
-import base64
-import binascii
 import copy
 import datetime
 import secrets
@@ -18,7 +16,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from proxnix_testbed.kubeapi import crds, errors
+from proxnix_testbed.kubeapi import admission, crds, errors
 from proxnix_testbed.kubeapi.errors import cause
 from proxnix_testbed.kubeapi.patches import (
     PatchError,
@@ -29,7 +27,7 @@ from proxnix_testbed.kubeapi.patches import (
 from proxnix_testbed.kubeapi.registry import Registry, ResourceType, builtin_types
 from proxnix_testbed.kubeapi.schemas import StructuralSchema
 from proxnix_testbed.kubeapi.store import ObjectStore
-from proxnix_testbed.kubeapi.validation import metadata_causes, name_errors
+from proxnix_testbed.kubeapi.validation import name_errors
 
 NAMESPACES = ("", "v1", "namespaces")
 CRDS = ("apiextensions.k8s.io", "v1", "customresourcedefinitions")
@@ -171,59 +169,6 @@ class ApiCore:
             self.store.drop_resource(rt.key)
         self.registry_generation += 1
 
-    # -- admission: defaults, normalisation and validation ------------------------------------------------------
-    def _admit(
-        self, rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None, field_validation: str
-    ) -> list[str]:
-        """Normalise and validate `obj` in place for storage; returns warnings; raises 400/422."""
-        meta = _meta(obj)
-        name = meta.get("name", "")
-        warnings: list[str] = []
-        schema = self.schemas.get(rt.key)
-        if schema is not None:
-            unknown = schema.prune(obj)
-            if unknown and field_validation == "Strict":
-                fields = ", ".join(f'unknown field "{u}"' for u in unknown)
-                raise errors.bad_request(
-                    f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: strict decoding error: {fields}'
-                )
-            if field_validation != "Ignore":
-                warnings += [f'unknown field "{u}"' for u in unknown]
-            schema.default(obj)
-        causes = metadata_causes(meta)
-        if rt.key == ("", "v1", "secrets"):
-            causes += self._admit_secret(obj, old)
-        elif rt.key == ("", "v1", "configmaps"):
-            for key, value in (obj.get("data") or {}).items():
-                if not isinstance(value, str):
-                    causes.append(cause(f"data[{key}]", "Invalid value: must be a string"))
-        elif rt.key == CRDS:
-            causes += crds.crd_errors(obj)
-        if schema is not None:
-            causes += schema.validate(obj)
-        if causes:
-            raise errors.invalid(rt, name, causes)
-        return warnings
-
-    def _admit_secret(self, obj: dict[str, Any], old: dict[str, Any] | None) -> list[dict[str, str]]:
-        data = dict(obj.get("data") or {})
-        causes: list[dict[str, str]] = []
-        for key, value in (obj.pop("stringData", None) or {}).items():
-            data[key] = base64.b64encode(str(value).encode()).decode()
-        for key, value in data.items():
-            try:
-                base64.b64decode(str(value), validate=True)
-            except (binascii.Error, ValueError):
-                causes.append(cause(f"data[{key}]", f'Invalid value: "{value}": illegal base64 data'))
-        if data:
-            obj["data"] = data
-        obj.setdefault("type", "Opaque")
-        if old is not None and old.get("immutable") and old.get("data") != obj.get("data"):
-            causes.append(
-                cause("data", "Forbidden: field is immutable when `immutable` is set", "FieldValueForbidden")
-            )
-        return causes
-
     # -- create ----------------------------------------------------------------------------------------------
     def create(
         self,
@@ -237,7 +182,7 @@ class ApiCore:
         if not isinstance(body, dict):
             raise errors.bad_request("the body of the request must be a JSON object")
         obj = copy.deepcopy(body)
-        self._check_type(rt, obj)
+        admission.check_type(rt, obj)
         meta = _meta(obj)
         if rt.namespaced:
             body_ns = meta.get("namespace")
@@ -300,7 +245,7 @@ class ApiCore:
             obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
             obj["status"] = {"phase": "Active"}
             meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
-        warnings = self._admit(rt, obj, None, field_validation)
+        warnings = admission.admit(self.schemas.get(rt.key), rt, obj, None, field_validation)
         if rt.key == CRDS:
             obj["status"] = crds.established_status(obj, now())
             meta.setdefault("finalizers", [CRD_CLEANUP_FINALIZER])
@@ -316,18 +261,6 @@ class ApiCore:
         if rt.key == CRDS:
             self._register_crd(obj)
         return WriteResult(obj, 201, warnings)
-
-    def _check_type(self, rt: ResourceType, obj: dict[str, Any]) -> None:
-        kind, api_version = obj.get("kind"), obj.get("apiVersion")
-        if api_version is not None and api_version != rt.api_version:
-            raise errors.bad_request(
-                f"the API version in the data ({api_version}) does not match the expected API version ({rt.api_version})"
-            )
-        if kind is not None and kind != rt.kind:
-            raise errors.bad_request(
-                f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})"
-            )
-        obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
 
     # -- update and patch ------------------------------------------------------------------------------------
     def update(
@@ -347,7 +280,7 @@ class ApiCore:
             raise errors.bad_request("the body of the request must be a JSON object")
         old = self.get(rt, namespace, name)
         new = copy.deepcopy(body)
-        self._check_type(rt, new)
+        admission.check_type(rt, new)
         meta = _meta(new)
         if meta.get("name") not in (None, name):
             raise errors.bad_request(
@@ -453,7 +386,7 @@ class ApiCore:
                 if new_meta.get("labels", {}).get("kubernetes.io/metadata.name") != name:
                     new_meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
         new_meta["resourceVersion"] = old_meta["resourceVersion"]
-        warnings = self._admit(rt, new, old, field_validation)
+        warnings = admission.admit(self.schemas.get(rt.key), rt, new, old, field_validation)
         if rt.key == CRDS and subresource != "status":
             new["status"] = crds.established_status(
                 new, old.get("status", {}).get("conditions", [{}])[0].get("lastTransitionTime") or now()

@@ -17,14 +17,12 @@ from typing import Any
 import aiohttp.web
 import attrs
 import kmock
-import yaml
 from kmock._internal import apps as kmock_apps
 from kmock._internal import rendering as kmock_rendering
 
-from proxnix_testbed.kubeapi import discovery, errors, openapi, printing, protobuf, reviews
+from proxnix_testbed.kubeapi import discovery, errors, openapi, printing, protobuf, reviews, wire
 from proxnix_testbed.kubeapi.aliases import ALIASES, Alias
 from proxnix_testbed.kubeapi.core import (
-    CRDS,
     DEFAULT_NAMESPACES,
     PATCH_TYPES,
     ApiCore,
@@ -37,8 +35,6 @@ from proxnix_testbed.kubeapi.registry import ResourceType
 from proxnix_testbed.kubeapi.selectors import Selector, SelectorError
 from proxnix_testbed.kubeapi.store import Change
 from proxnix_testbed.kubeapi.watching import serve_watch
-
-JSON_TYPES = ("application/json", "application/yaml", "text/plain", "")
 
 
 @attrs.define(kw_only=True)
@@ -55,8 +51,9 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
     watch_history: int = 10_000
     # Watches without timeoutSeconds end after this many seconds (None: only on disconnect or shutdown).
     max_watch_seconds: float | None = None
-    # Record every object version in kmock's `emulator.objects` (for assertions on history).
+    # Record object versions in kmock's `emulator.objects` (for assertions on history), the last N per object.
     track_history: bool = True
+    object_history_limit: int | None = 100
     namespaces: tuple[str, ...] = DEFAULT_NAMESPACES
 
     core: ApiCore = attrs.field(init=False)
@@ -84,7 +81,11 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
         elif self._objects[key].deleted:
             self._objects[key].create(change.obj)
         else:
-            self._objects[key].history.append(change.obj)
+            history = self._objects[key].history
+            history.append(change.obj)
+            limit = self.object_history_limit
+            if limit is not None and len(history) > 2 * limit:
+                del history[:-limit]
 
     @property
     def resources(self) -> kmock.ResourcesArray:
@@ -112,7 +113,7 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
         try:
             if self.limit is not None and len(self._requests) >= self.limit:
                 raise kmock_apps.KMockError("Too many requests have been served so far.")
-            request = await _parse_request(raw_request, len(self._requests))
+            request = await wire.parse_request(raw_request, len(self._requests))
             self._requests.append(request)
             try:
                 return await self._handle(request)
@@ -138,7 +139,7 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
         try:
             return await self._serve(request)
         except ApiError as exc:
-            return _json(exc.status(), exc.code)
+            return wire.json_response(exc.status(), exc.code)
 
     def close_watches(self) -> None:
         """End all open watch streams (call before stopping the HTTP server so that it stops at once)."""
@@ -170,7 +171,7 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
             raise errors.unknown_path()
 
         params = dict(request.params)
-        dry_run = _dry_run(params)
+        dry_run = wire.dry_run(params)
         field_validation = params.get("fieldValidation") or "Warn"
         if field_validation not in ("Strict", "Warn", "Ignore"):
             raise errors.bad_request(
@@ -187,26 +188,28 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
             if rp.name is None:
                 return self._list(request, rt, ns, params)
             obj = self.core.get(rt, ns, rp.name)
-            if _wants_table(request):
-                return _json(
+            if wire.wants_table(request):
+                return wire.json_response(
                     printing.table(
                         rt, [obj], params.get("includeObject", "Metadata"), obj["metadata"]["resourceVersion"]
                     )
                 )
-            return _json(obj)
+            return wire.json_response(obj)
         if reviews.is_review(rt):
             if method != "POST" or rp.name is not None:
                 raise errors.method_not_allowed()
             # kubectl sends reviews as protobuf; their spec does not change the answer, so it is not decoded.
-            is_protobuf = _content_type(request) == protobuf.CONTENT_TYPE
-            return _json(reviews.review(rt, {} if is_protobuf else _decode_body(request)), 201)
+            is_protobuf = wire.content_type(request) == protobuf.CONTENT_TYPE
+            return wire.json_response(
+                reviews.review(rt, {} if is_protobuf else wire.decode_body(request)), 201
+            )
         if method == "POST" and rp.name is None:
-            body = _decode_body(request)
-            return _written(
+            body = wire.decode_body(request)
+            return wire.written(
                 self.core.create(rt, ns, body, dry_run=dry_run, field_validation=field_validation)
             )
         if method == "PUT" and rp.name is not None:
-            body = _decode_body(request)
+            body = wire.decode_body(request)
             result = self.core.update(
                 rt,
                 ns,
@@ -216,13 +219,13 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
                 dry_run=dry_run,
                 field_validation=field_validation,
             )
-            return _written(result)
+            return wire.written(result)
         if method == "PATCH" and rp.name is not None:
-            content_type = _content_type(request)
+            content_type = wire.content_type(request)
             patch_type = PATCH_TYPES.get(content_type)
             if patch_type is None:
                 raise errors.unsupported_media_type(content_type)
-            body = _decode_body(request)
+            body = wire.decode_body(request)
             result = self.core.patch(
                 rt,
                 ns,
@@ -233,11 +236,11 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
                 dry_run=dry_run,
                 field_validation=field_validation,
             )
-            return _written(result)
+            return wire.written(result)
         if method == "DELETE":
-            options = _decode_body(request) if request.body else None
+            options = wire.decode_body(request) if request.body else None
             if rp.name is not None:
-                return _written(self.core.delete(rt, ns, rp.name, options, dry_run=dry_run))
+                return wire.written(self.core.delete(rt, ns, rp.name, options, dry_run=dry_run))
             return self._delete_collection(rt, ns, params, options, dry_run)
         raise errors.method_not_allowed()
 
@@ -278,15 +281,15 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
         continue_token = (
             base64.urlsafe_b64encode(json.dumps({"start": end, "rv": rv}).encode()).decode() if more else ""
         )
-        if _wants_table(request):
-            return _json(
+        if wire.wants_table(request):
+            return wire.json_response(
                 printing.table(rt, page, params.get("includeObject", "Metadata"), rv, continue_token)
             )
         metadata: dict[str, Any] = {"resourceVersion": rv}
         if more:
             metadata["continue"] = continue_token
             metadata["remainingItemCount"] = len(items) - end
-        return _json(
+        return wire.json_response(
             {
                 "kind": rt.effective_list_kind(),
                 "apiVersion": rt.api_version,
@@ -312,7 +315,7 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
                     self.core.delete(rt, meta.get("namespace"), meta["name"], options, dry_run=dry_run).obj
                 )
         rv = str(self.core.store.resource_version)
-        return _json(
+        return wire.json_response(
             {
                 "kind": rt.effective_list_kind(),
                 "apiVersion": rt.api_version,
@@ -335,7 +338,7 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
                 f"{params['fieldSelector']},{extra}" if params.get("fieldSelector") else extra
             )
         selector = self._selector(rt, params)
-        as_table = _wants_table(request)
+        as_table = wire.wants_table(request)
         include = params.get("includeObject", "Metadata")
 
         def render(obj: dict[str, Any], first: bool) -> dict[str, Any]:
@@ -377,7 +380,7 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
 
         def written(result: WriteResult) -> aiohttp.web.Response:
             result.obj = alias.from_storage(result.obj)
-            return _written(result)
+            return wire.written(result)
 
         if method == "GET":
             if params.get("watch") in ("true", "1"):
@@ -385,17 +388,19 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
             if name is None:
                 return self._list(request, rt, ns, params, alias)
             obj = alias.from_storage(self.core.get(storage, ns, name))
-            if _wants_table(request):
+            if wire.wants_table(request):
                 include = params.get("includeObject", "Metadata")
-                return _json(printing.table(rt, [obj], include, obj["metadata"]["resourceVersion"]))
-            return _json(obj)
+                return wire.json_response(
+                    printing.table(rt, [obj], include, obj["metadata"]["resourceVersion"])
+                )
+            return wire.json_response(obj)
         if method == "POST" and name is None:
-            body = _to_storage(alias, _decode_body(request))
+            body = _to_storage(alias, wire.decode_body(request))
             return written(
                 self.core.create(storage, ns, body, dry_run=dry_run, field_validation=field_validation)
             )
         if method == "PUT" and name is not None:
-            body = _to_storage(alias, _decode_body(request))
+            body = _to_storage(alias, wire.decode_body(request))
             return written(
                 self.core.update(
                     storage,
@@ -408,11 +413,11 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
                 )
             )
         if method == "PATCH" and name is not None:
-            patch_type = PATCH_TYPES.get(_content_type(request))
+            patch_type = PATCH_TYPES.get(wire.content_type(request))
             if patch_type is None:
-                raise errors.unsupported_media_type(_content_type(request))
+                raise errors.unsupported_media_type(wire.content_type(request))
             current = alias.from_storage(self.core.get(storage, ns, name))
-            patched = alias.to_storage(apply_patch(current, _decode_body(request), patch_type))
+            patched = alias.to_storage(apply_patch(current, wire.decode_body(request), patch_type))
             return written(
                 self.core.update(
                     storage,
@@ -425,7 +430,7 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
                 )
             )
         if method == "DELETE" and name is not None:
-            options_body = _decode_body(request) if request.body else None
+            options_body = wire.decode_body(request) if request.body else None
             return written(self.core.delete(storage, ns, name, options_body, dry_run=dry_run))
         raise errors.method_not_allowed()
 
@@ -435,26 +440,26 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
         registry = self.core.registry
         parts = [p for p in path.split("/") if p]
         if path == "/version":
-            return _json(discovery.SERVER_VERSION)
+            return wire.json_response(discovery.SERVER_VERSION)
         if path in ("/healthz", "/livez", "/readyz"):
             return aiohttp.web.Response(text="ok")
         if path == "/api":
-            return _json(discovery.api_versions(f"{request.url.host}:{request.url.port}"))
+            return wire.json_response(discovery.api_versions(f"{request.url.host}:{request.url.port}"))
         if path == "/apis":
-            return _json(discovery.api_group_list(registry))
+            return wire.json_response(discovery.api_group_list(registry))
         if len(parts) == 2 and parts[0] == "apis":
             group_doc = discovery.api_group(registry, parts[1])
             if group_doc is None:
                 raise errors.unknown_path()
-            return _json(group_doc)
+            return wire.json_response(group_doc)
         if (len(parts) == 2 and parts[0] == "api") or (len(parts) == 3 and parts[0] == "apis"):
             group, version = ("", parts[1]) if parts[0] == "api" else (parts[1], parts[2])
             resource_list = discovery.api_resource_list(registry, group, version)
             if resource_list is None:
                 raise errors.unknown_path()
-            return _json(resource_list)
+            return wire.json_response(resource_list)
         if path == "/openapi/v3":
-            return _json(self._openapi("index", lambda: openapi.index(registry)))
+            return wire.json_response(self._openapi("index", lambda: openapi.index(registry)))
         if parts[:2] == ["openapi", "v3"] and len(parts) in (4, 5):
             group, version = (
                 ("", parts[3]) if parts[2] == "api" else (parts[3], parts[4] if len(parts) == 5 else "")
@@ -462,13 +467,13 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
             doc = self._openapi(path, lambda: openapi.group_version_document(registry, group, version))
             if doc is None:
                 raise errors.unknown_path()
-            return _json(doc)
+            return wire.json_response(doc)
         if path == "/":
             paths = ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v3", "/readyz", "/version"]
             for group, versions in registry.group_versions().items():
                 if group:
                     paths += [f"/apis/{group}", *(f"/apis/{group}/{v}" for v in versions)]
-            return _json({"paths": sorted(paths)})
+            return wire.json_response({"paths": sorted(paths)})
         raise errors.unknown_path()
 
     def _openapi(self, key: str, build: Any) -> Any:
@@ -481,111 +486,7 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
         return doc
 
 
-async def _parse_request(raw_request: aiohttp.web.BaseRequest, request_id: int) -> kmock.Request:
-    """A kmock `Request` with the Kubernetes fields (resource, namespace, name, action) parsed correctly."""
-    body = await raw_request.read()
-    text = body.decode(errors="replace")
-    try:
-        data = json.loads(text) if text else None
-    except ValueError:
-        data = None
-    rp = parse_resource_path(raw_request.path)
-    action: kmock.action | None = None
-    if rp is not None:
-        method = raw_request.method.upper()
-        if method == "GET":
-            watching = raw_request.query.get("watch") in ("true", "1")
-            action = kmock.action.WATCH if watching else kmock.action.FETCH if rp.name else kmock.action.LIST
-        else:
-            action = {
-                "POST": kmock.action.CREATE,
-                "PUT": kmock.action.UPDATE,
-                "PATCH": kmock.action.UPDATE,
-                "DELETE": kmock.action.DELETE,
-            }.get(method)
-    return kmock.Request(
-        id=request_id,
-        raw_request=raw_request,
-        url=raw_request.url,
-        method=raw_request.method,
-        params=dict(raw_request.query),
-        headers=dict(raw_request.headers),
-        cookies=dict(raw_request.cookies),
-        body=body,
-        text=text,
-        data=data,
-        action=action,
-        resource=kmock.resource(rp.group, rp.version, rp.plural) if rp is not None else None,
-        namespace=rp.namespace if rp is not None else None,
-        name=rp.name if rp is not None else None,
-        subresource=rp.subresource if rp is not None else None,
-    )
-
-
 def _to_storage(alias: Alias, body: Any) -> Any:
     if not isinstance(body, dict):
         raise errors.bad_request("the body of the request must be a JSON object")
     return alias.to_storage(body)
-
-
-def _json(body: Any, status: int = 200) -> aiohttp.web.Response:
-    return aiohttp.web.Response(
-        body=json.dumps(body).encode(), status=status, content_type="application/json"
-    )
-
-
-def _written(result: WriteResult) -> aiohttp.web.Response:
-    response = _json(result.obj, result.code)
-    for warning in result.warnings:
-        response.headers.add("Warning", f"299 - {json.dumps(warning)}")
-    return response
-
-
-def _header(request: kmock.Request, name: str) -> str:
-    raw = request._raw_request
-    if raw is not None:
-        return raw.headers.get(name, "")
-    lowered = name.lower()
-    return next((v for k, v in request.headers.items() if k.lower() == lowered), "")
-
-
-def _content_type(request: kmock.Request) -> str:
-    return _header(request, "Content-Type").split(";")[0].strip().lower()
-
-
-def _wants_table(request: kmock.Request) -> bool:
-    accept = _header(request, "Accept")
-    return any("as=Table" in part and "g=meta.k8s.io" in part for part in accept.split(","))
-
-
-def _dry_run(params: Mapping[str, str]) -> bool:
-    value = params.get("dryRun")
-    if value in (None, ""):
-        return False
-    if value != "All":
-        raise errors.bad_request(f'Invalid dry run value: "{value}": supported values: "All"')
-    return True
-
-
-def _decode_body(request: kmock.Request) -> Any:
-    content_type = _content_type(request)
-    body = request.body
-    if content_type == protobuf.CONTENT_TYPE:
-        try:
-            return protobuf.decode(body)
-        except protobuf.ProtobufError as exc:
-            raise errors.unsupported_media_type(f"{content_type} ({exc})") from exc
-    if content_type in ("application/apply-patch+yaml", "application/yaml"):
-        try:
-            return yaml.safe_load(body.decode() or "null")
-        except yaml.YAMLError as exc:
-            raise errors.bad_request(f"the body of the request is not valid YAML: {exc}") from exc
-    if content_type in JSON_TYPES or content_type in PATCH_TYPES:
-        try:
-            return json.loads(body.decode() or "null")
-        except ValueError as exc:
-            raise errors.bad_request(f"the body of the request is not valid JSON: {exc}") from exc
-    raise errors.unsupported_media_type(content_type)
-
-
-__all__ = ["CRDS", "StrictKubernetesEmulator"]
