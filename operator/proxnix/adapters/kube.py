@@ -116,27 +116,33 @@ class KubeApi:
         """Every GitRepo object (as JSON dicts) in `namespace`, or in all namespaces when None."""
         return await _in_thread("list gitrepos", self._list_gitrepos, namespace)
 
-    def _read_secret_key(self, namespace: str, name: str, key: str) -> bytes | None:
+    def _read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
         try:
             secret = self._core.read_namespaced_secret(name, namespace, _request_timeout=self._timeout)
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise _error(exc, f"read secret {namespace}/{name}") from None
+        decoded: dict[str, bytes] = {}
+        # A real API server folds stringData into data on write; test servers may hand it back as written.
+        for key, plain in (secret.string_data or {}).items():
+            decoded[key] = plain.encode()
         data: Mapping[str, bytes | str] = secret.data or {}
-        value = data.get(key)
-        if value is None:
-            # A real API server folds stringData into data on write; test servers may hand it back as written.
-            plain = (secret.string_data or {}).get(key)
-            return None if plain is None else plain.encode()
-        try:
-            return base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            raise KubeError(f"secret {namespace}/{name} key {key!r} is not valid base64") from None
+        for key, value in data.items():
+            try:
+                decoded[key] = base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                raise KubeError(f"secret {namespace}/{name} key {key!r} is not valid base64") from None
+        return decoded
+
+    async def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        """Every key of Secret `namespace/name`, decoded; None if the Secret does not exist."""
+        return await _in_thread("read secret", self._read_secret, namespace, name)
 
     async def read_secret_key(self, namespace: str, name: str, key: str) -> bytes | None:
         """The decoded value of `key` in Secret `namespace/name`; None if the Secret or the key does not exist."""
-        return await _in_thread("read secret", self._read_secret_key, namespace, name, key)
+        data = await self.read_secret(namespace, name)
+        return None if data is None else data.get(key)
 
     def _patch_gitrepo_annotations(self, namespace: str, name: str, annotations: Mapping[str, str]) -> None:
         body = {"metadata": {"annotations": dict(annotations)}}

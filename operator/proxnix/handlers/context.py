@@ -1,0 +1,28 @@
+"""What the handlers share for the operator's lifetime (kept in kopf's memo, never in module globals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from proxnix.adapters.kube import KubeApi
+from proxnix.reconcile.nodes import NodeDirectory
+from proxnix.reconcile.vm import VmReconciler
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    """Settings from the command line."""
+
+    resync_interval: float = 30.0
+    node_tick: float = 5.0
+    agent_wait_retries: int = 40
+
+
+@dataclass
+class OperatorContext:
+    """The live objects: the API client, the node directory (SSH pools) and the VM reconciler."""
+
+    config: OperatorConfig
+    kube: KubeApi
+    nodes: NodeDirectory
+    reconciler: VmReconciler

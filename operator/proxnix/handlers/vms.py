@@ -1,0 +1,139 @@
+"""kopf wiring of ProxmoxVM: reconcile on change and on a resync timer, destroy (or retain) on delete.
+
+The handlers only translate: body → `VmRef`, `VmOutcome` → status patch, Events and kopf's retry errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from proxnix.api.conditions import ConditionType, find_condition, set_condition
+from proxnix.api.meta import ANNOTATION_REQUESTED_AT, GROUP, VERSION
+from proxnix.api.proxmoxvm import INFO, Phase, ProxmoxVMSpec, ProxmoxVMStatus
+from proxnix.handlers.context import OperatorConfig, OperatorContext
+from proxnix.reconcile.vm import VmEvent, VmOutcome, VmRef
+
+PLURAL = INFO.plural
+
+
+class InvalidSpec(Exception):
+    """The object's spec does not validate."""
+
+
+def _status(body: kopf.Body) -> ProxmoxVMStatus:
+    return ProxmoxVMStatus.model_validate(dict(body.status))
+
+
+def _ref(body: kopf.Body) -> VmRef:
+    try:
+        spec = ProxmoxVMSpec.model_validate(dict(body.spec))
+    except ValidationError as exc:
+        raise InvalidSpec(
+            "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        ) from None
+    return VmRef(
+        namespace=body.metadata.namespace or "",
+        name=body.metadata.name or "",
+        uid=body.metadata.uid or "",
+        generation=int(body.metadata.get("generation") or 0),
+        spec=spec,
+        status=_status(body),
+        requested_at=body.metadata.annotations.get(ANNOTATION_REQUESTED_AT, ""),
+    )
+
+
+def _invalid(body: kopf.Body, patch: kopf.Patch, message: str) -> None:
+    status = _status(body)
+    gen = int(body.metadata.get("generation") or 0)
+    conds = status.conditions
+    for type_ in (ConditionType.STALLED, ConditionType.READY):
+        conds = set_condition(
+            conds, type_, "True" if type_ == "Stalled" else "False", "InvalidSpec", message, gen
+        )
+    status.conditions = conds
+    status.phase = Phase.FAILED
+    status.observed_generation = gen
+    patch.status.update(status.to_wire())
+
+
+def _post(body: kopf.Body, events: list[VmEvent]) -> None:
+    for event in events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+
+
+def _apply(body: kopf.Body, patch: kopf.Patch, outcome: VmOutcome) -> None:
+    patch.status.update(outcome.status.to_wire())
+    # Fields that became empty must be removed explicitly (a merge patch keeps what it does not mention).
+    for key in ("ipAddresses",):
+        if key not in patch.status and key in body.status:
+            patch.status[key] = None
+
+
+def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
+    """Add the ProxmoxVM handlers to `registry`."""
+
+    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry)
+    async def vm_changed(body: kopf.Body, patch: kopf.Patch, memo: Any, retry: int, **_: Any) -> None:
+        """Make the VM on its node match the spec."""
+        ctx: OperatorContext = memo.ctx
+        try:
+            ref = _ref(body)
+        except InvalidSpec as exc:
+            _invalid(body, patch, str(exc))
+            raise kopf.PermanentError(f"invalid spec: {exc}") from None
+        outcome = await ctx.reconciler.reconcile(ref, max_age=0)
+        _apply(body, patch, outcome)
+        _post(body, outcome.events)
+        if outcome.stalled:
+            raise kopf.PermanentError(outcome.retry_reason or _ready_message(outcome))
+        if outcome.retry_after is not None:
+            raise kopf.TemporaryError(outcome.retry_reason, delay=outcome.retry_after)
+        if outcome.waiting_for_agent and retry < config.agent_wait_retries:
+            raise kopf.TemporaryError("waiting for the guest agent to report addresses", delay=3)
+
+    @kopf.timer(GROUP, VERSION, PLURAL, interval=config.resync_interval, registry=registry)
+    async def vm_resync(body: kopf.Body, patch: kopf.Patch, memo: Any, **_: Any) -> None:
+        """Re-observe from the node's cached inventory (one call per node per interval) and correct drift."""
+        ctx: OperatorContext = memo.ctx
+        if body.metadata.get("deletionTimestamp") or ctx.reconciler.busy(body.metadata.uid or ""):
+            return
+        try:
+            ref = _ref(body)
+        except InvalidSpec:
+            return
+        outcome = await ctx.reconciler.reconcile(ref, max_age=2 * config.resync_interval, drift=True)
+        _apply(body, patch, outcome)
+        before = find_condition(ref.status.conditions, ConditionType.STALLED)
+        after = find_condition(outcome.status.conditions, ConditionType.STALLED)
+        newly_stalled = after is not None and (
+            before is None or (before.status, before.reason) != (after.status, after.reason)
+        )
+        _post(body, [e for e in outcome.events if e.type == "Normal" or newly_stalled])
+
+    @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry)
+    async def vm_deleted(body: kopf.Body, patch: kopf.Patch, memo: Any, **_: Any) -> None:
+        """Destroy the VM (deletionPolicy Delete, not protected, ours) or keep it; then let the object go."""
+        ctx: OperatorContext = memo.ctx
+        try:
+            ref = _ref(body)
+        except InvalidSpec as exc:
+            kopf.event(
+                body, type="Warning", reason="Retained", message=f"spec invalid ({exc}); VM left alone"
+            )
+            return
+        patch.status["phase"] = Phase.DELETING.value
+        outcome = await ctx.reconciler.delete(ref)
+        _post(body, outcome.events)
+        if not outcome.done:
+            raise kopf.TemporaryError(outcome.message, delay=outcome.retry_after or 15)
+        ctx.reconciler.forget(ref.uid)
+
+
+def _ready_message(outcome: VmOutcome) -> str:
+    ready = find_condition(outcome.status.conditions, ConditionType.READY)
+    return ready.message if ready else "stalled"

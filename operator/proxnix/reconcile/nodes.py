@@ -1,0 +1,127 @@
+"""The operator's live view of its Proxmox nodes: one SSH pool and node client per ProxmoxNode, and a per-node
+inventory cache so that a resync of N VMs costs one remote call per node, not one per VM.
+
+A `NodeHandle` is (re)built from the ProxmoxNode spec and its Secret; the pool is replaced only when the target,
+the credentials or the pool settings change (a Secret rotation). The inventory cache is single-flight (concurrent
+readers share one remote call) and is dropped after every change the operator makes on the node, so a decision to
+act is never taken on a view older than the last action.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from proxnix.adapters.proxmox_client import ProxmoxClient
+from proxnix.adapters.ssh_pool import PoolSettings, SshCredentials, SshPool, SshPoolRegistry, SshTarget
+from proxnix.api.proxmoxnode import HostKeyPolicy, ProxmoxNodeSpec
+from proxnix.proxmox.inventory import NodeInventory
+
+
+def node_key(namespace: str, name: str) -> str:
+    """The registry key of a ProxmoxNode object."""
+    return f"{namespace}/{name}"
+
+
+@dataclass
+class _Cached:
+    inventory: NodeInventory
+    fetched_at: float
+
+
+@dataclass
+class NodeHandle:
+    """One ProxmoxNode as the operator can use it now."""
+
+    key: str
+    spec: ProxmoxNodeSpec
+    node_name: str
+    pool: SshPool
+    client: ProxmoxClient
+    _cached: _Cached | None = None
+    _inflight: asyncio.Task[NodeInventory] | None = None
+    _epoch: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def inventory(self, max_age: float = 0.0) -> NodeInventory:
+        """The node's inventory, no older than `max_age` seconds (0: a fresh call, shared with concurrent callers)."""
+        cached = self._cached
+        if cached is not None and max_age > 0 and time.monotonic() - cached.fetched_at <= max_age:
+            return cached.inventory
+        if self._inflight is None or self._inflight.done():
+            self._inflight = asyncio.create_task(self._fetch(self._epoch))
+        return await asyncio.shield(self._inflight)
+
+    async def _fetch(self, epoch: int) -> NodeInventory:
+        started = time.monotonic()
+        inventory = await self.client.inventory()
+        if epoch == self._epoch:  # no change was made on the node while this call ran
+            self._cached = _Cached(inventory, started)
+        return inventory
+
+    def cached_age(self) -> float | None:
+        """Seconds since the cached inventory was fetched, or None."""
+        return None if self._cached is None else time.monotonic() - self._cached.fetched_at
+
+    def invalidate(self) -> None:
+        """Forget the cached inventory (call after changing anything on the node)."""
+        self._epoch += 1
+        self._cached = None
+
+
+class NodeDirectory:
+    """Every configured node, by `namespace/name`. Lives in the kopf memo; `close()` on shutdown."""
+
+    def __init__(self, *, command_timeout_s: float = 120.0) -> None:
+        self._pools = SshPoolRegistry()
+        self._handles: dict[str, NodeHandle] = {}
+        self._command_timeout_s = command_timeout_s
+
+    def get(self, namespace: str, name: str) -> NodeHandle | None:
+        return self._handles.get(node_key(namespace, name))
+
+    async def configure(
+        self,
+        namespace: str,
+        name: str,
+        spec: ProxmoxNodeSpec,
+        secret: Mapping[str, bytes],
+        *,
+        pinned_fingerprint: str = "",
+    ) -> NodeHandle:
+        """Build or refresh the handle from the spec and the Secret's data (a new pool only if something changed)."""
+        key = node_key(namespace, name)
+        node_name = spec.node_name or name
+        credentials = SshCredentials.from_secret(
+            secret,
+            trust_on_first_use=spec.host_key_policy == HostKeyPolicy.TRUST_ON_FIRST_USE,
+            pinned_fingerprint=pinned_fingerprint,
+        )
+        target = SshTarget(host=spec.host, port=spec.port, user=spec.user, node=node_name)
+        settings = PoolSettings(max_sessions=spec.max_sessions, command_timeout=self._command_timeout_s)
+        pool = await self._pools.get(key, target, credentials, settings)
+        current = self._handles.get(key)
+        if current is not None and current.pool is pool and current.spec == spec:
+            return current
+        handle = NodeHandle(
+            key=key,
+            spec=spec,
+            node_name=node_name,
+            pool=pool,
+            client=ProxmoxClient(pool, node_name, command_timeout_s=self._command_timeout_s),
+        )
+        if current is not None:
+            handle.lock = current.lock
+        self._handles[key] = handle
+        return handle
+
+    async def remove(self, namespace: str, name: str) -> None:
+        key = node_key(namespace, name)
+        self._handles.pop(key, None)
+        await self._pools.discard(key)
+
+    async def close(self) -> None:
+        self._handles.clear()
+        await self._pools.close()

@@ -1,0 +1,415 @@
+"""ProxmoxVM reconcile steps: observe → plan → act → report, and the deletion steps. No kopf here.
+
+Every step is idempotent: the plan is recomputed from what the node reports, the driver's create is idempotent by
+the ownership marker, and a resize, start or stop re-checks the node first. A crash between any two `qm` calls
+therefore converges on the next run without a second VM or an orphaned disk.
+
+Safety rules enforced here and again in the driver: nothing is changed or destroyed on a VM without our marker for
+this object's uid; an unreachable node never leads to a destroy; a protected VM is never destroyed or reimaged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from proxnix.adapters.image_upload import upload_image
+from proxnix.adapters.local_images import ImageError, LocalImage, LocalImages
+from proxnix.api.proxmoxnode import ProxmoxNodeSpec
+from proxnix.api.proxmoxvm import DeletionPolicy, ProxmoxVMSpec, ProxmoxVMStatus
+from proxnix.proxmox.definition import definition_from_spec
+from proxnix.proxmox.errors import (
+    AgentNotRunning,
+    ConnectionLost,
+    NodeUnreachable,
+    PermanentError,
+    ProxmoxError,
+    TransientError,
+)
+from proxnix.proxmox.guest_agent import GuestInterface
+from proxnix.proxmox.inventory import NodeInventory, VmObservation
+from proxnix.proxmox.ownership import Owner
+from proxnix.proxmox.plan import Action, ActionKind, DesiredVM, VmPlan, plan_vm
+from proxnix.reconcile.nodes import NodeDirectory, NodeHandle
+from proxnix.reconcile.vm_status import Problem, VmFacts, build_status, problem_from_plan
+
+log = logging.getLogger(__name__)
+
+# How old an inventory may be before the operator acts on it (a plan with actions is re-made on a fresh view).
+ACT_MAX_AGE_S = 1.0
+# How often a running VM's addresses are re-read from the guest agent once known.
+AGENT_REFRESH_S = 600.0
+
+
+@dataclass(frozen=True)
+class VmRef:
+    """The ProxmoxVM object being reconciled."""
+
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    spec: ProxmoxVMSpec
+    status: ProxmoxVMStatus
+    requested_at: str = ""
+
+    @property
+    def owner(self) -> Owner:
+        return Owner(namespace=self.namespace, name=self.name, uid=self.uid)
+
+
+@dataclass(frozen=True)
+class VmEvent:
+    """A Kubernetes Event to record on the object."""
+
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass
+class VmOutcome:
+    """The result of one reconcile: the status to write, the events to post, and whether to retry."""
+
+    status: ProxmoxVMStatus
+    events: list[VmEvent] = field(default_factory=list)
+    retry_after: float | None = None
+    retry_reason: str = ""
+    stalled: bool = False
+    waiting_for_agent: bool = False
+
+
+@dataclass
+class DeleteOutcome:
+    """The result of a deletion attempt: done (the finalizer may go) or retry."""
+
+    done: bool
+    events: list[VmEvent] = field(default_factory=list)
+    retry_after: float | None = None
+    message: str = ""
+
+
+_EVENT_REASONS = {
+    ActionKind.CREATE: "Created",
+    ActionKind.SET: "Updated",
+    ActionKind.RESIZE: "Resized",
+    ActionKind.START: "Started",
+    ActionKind.SHUTDOWN: "ShutDown",
+    ActionKind.STOP: "Stopped",
+    ActionKind.REBOOT: "Rebooted",
+    ActionKind.DESTROY: "Destroyed",
+}
+
+
+def usable_addresses(interfaces: Sequence[GuestInterface]) -> list[str]:
+    """Addresses worth showing: not loopback, not link-local; IPv4 first."""
+    found: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
+    for iface in interfaces:
+        for addr in iface.addresses:
+            try:
+                ip = ipaddress.ip_address(addr.address)
+            except ValueError:
+                continue
+            if ip.is_loopback or ip.is_link_local or ip.is_unspecified:
+                continue
+            found.append(ip)
+    return [str(ip) for ip in sorted(set(found), key=lambda ip: (ip.version, int(ip)))]
+
+
+class VmReconciler:
+    """Reconciles ProxmoxVMs against their nodes. One per operator (in the kopf memo)."""
+
+    def __init__(self, nodes: NodeDirectory, images: LocalImages) -> None:
+        self.nodes = nodes
+        self.images = images
+        self._agent_checked: dict[str, float] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def lock_for(self, uid: str) -> asyncio.Lock:
+        """The lock that serialises everything done for one ProxmoxVM (change handlers, resync timer, delete)."""
+        return self._locks.setdefault(uid, asyncio.Lock())
+
+    def busy(self, uid: str) -> bool:
+        """Whether a reconcile of this ProxmoxVM is running now (a resync then skips it)."""
+        lock = self._locks.get(uid)
+        return lock is not None and lock.locked()
+
+    def forget(self, uid: str) -> None:
+        """Drop per-object state after the object is gone."""
+        self._locks.pop(uid, None)
+        self._agent_checked.pop(uid, None)
+
+    def _node(self, vm: VmRef) -> NodeHandle | None:
+        return self.nodes.get(vm.namespace, vm.spec.node)
+
+    # --- reconcile --------------------------------------------------------------------------------------------------
+
+    async def reconcile(self, vm: VmRef, *, max_age: float = 0.0, drift: bool = False) -> VmOutcome:
+        """Observe the VM's node (an inventory no older than `max_age`), plan, act, and report."""
+        facts = VmFacts(
+            generation=vm.generation,
+            node_name=vm.status.node or vm.spec.node,
+            vmid=vm.spec.vmid,
+            run_strategy=vm.spec.run_strategy,
+            requested_at=vm.requested_at,
+        )
+        node = self._node(vm)
+        if node is None:
+            facts.problem = Problem(
+                "NodeNotReady",
+                f"ProxmoxNode {vm.spec.node!r} is not configured yet (missing, or its Secret is not readable)",
+                stalled=False,
+            )
+            return VmOutcome(
+                build_status(vm.status, facts), retry_after=15, retry_reason=facts.problem.message
+            )
+        facts.node_name = node.node_name
+        outcome = VmOutcome(status=vm.status)
+        async with self.lock_for(vm.uid):
+            try:
+                await self._converge(vm, node, facts, outcome, max_age=max_age, drift=drift)
+            except ImageError as exc:
+                facts.problem = Problem("ImageUnavailable", str(exc), stalled=exc.permanent)
+                if not exc.permanent:
+                    outcome.retry_after, outcome.retry_reason = 30, str(exc)
+            except (NodeUnreachable, ConnectionLost) as exc:
+                facts.node_unreachable = True
+                facts.problem = Problem("NodeUnreachable", _short(exc), stalled=False)
+                outcome.retry_after, outcome.retry_reason = 20, _short(exc)
+            except TransientError as exc:
+                facts.problem = Problem(type(exc).__name__, _short(exc), stalled=False)
+                outcome.retry_after, outcome.retry_reason = 10, _short(exc)
+            except PermanentError as exc:
+                facts.problem = Problem(type(exc).__name__, _short(exc), stalled=True)
+                outcome.events.append(VmEvent("Warning", type(exc).__name__, _short(exc)))
+        outcome.stalled = facts.problem is not None and facts.problem.stalled
+        outcome.status = build_status(vm.status, facts)
+        return outcome
+
+    async def _converge(
+        self,
+        vm: VmRef,
+        node: NodeHandle,
+        facts: VmFacts,
+        outcome: VmOutcome,
+        *,
+        max_age: float,
+        drift: bool,
+    ) -> None:
+        inventory = await node.inventory(max_age=max_age)
+        observed = inventory.vms.get(vm.spec.vmid)
+        desired = await self._desired(vm, node.spec, observed)
+        plan = plan_vm(desired, inventory)
+        if plan.actions and (node.cached_age() or 0.0) > ACT_MAX_AGE_S and max_age > 0:
+            inventory = await node.inventory(max_age=0)
+            desired = await self._desired(vm, node.spec, inventory.vms.get(vm.spec.vmid))
+            plan = plan_vm(desired, inventory)
+        if plan.actions:
+            for action in plan.actions:
+                await self._act(vm, node, desired, action, outcome, drift=drift)
+            inventory = await node.inventory(max_age=0)
+            desired = await self._desired(vm, node.spec, inventory.vms.get(vm.spec.vmid))
+            plan = plan_vm(desired, inventory)
+        self._record(facts, inventory, plan, vm)
+        await self._agent(vm, node, facts, outcome)
+
+    def _record(self, facts: VmFacts, inventory: NodeInventory, plan: VmPlan, vm: VmRef) -> None:
+        observed = inventory.vms.get(vm.spec.vmid)
+        facts.observation = observed
+        facts.owned = observed is not None and observed.ownership.owned_by(vm.uid)
+        facts.plan = plan
+        facts.problem = problem_from_plan(plan)
+
+    async def _desired(
+        self, vm: VmRef, node_spec: ProxmoxNodeSpec, observed: VmObservation | None
+    ) -> DesiredVM:
+        definition = definition_from_spec(vm.spec, node_spec, vm.name)
+        image = await self._image_for_plan(vm, observed)
+        return DesiredVM(
+            definition=definition,
+            owner=vm.owner,
+            image_sha256=image.sha256,
+            image_size_bytes=image.virtual_size_bytes,
+            run_strategy=vm.spec.run_strategy,
+            reboot_for_pending=vm.spec.reboot_for_pending_changes,
+        )
+
+    async def _image_for_plan(self, vm: VmRef, observed: VmObservation | None) -> LocalImage:
+        """The image the spec names. If the file is gone (e.g. garbage-collected) but the VM exists and the spec
+        pins the same sha256 it was made from, the VM is left as it is rather than failing the whole resync."""
+        try:
+            return await self.images.resolve(vm.spec.image.source, vm.spec.image.sha256)
+        except ImageError as exc:
+            if exc.permanent or observed is None or not observed.ownership.owned_by(vm.uid):
+                raise
+            made_from = observed.ownership.image_sha256
+            if vm.spec.image.sha256 is not None and vm.spec.image.sha256 != made_from:
+                raise
+            if vm.spec.image.sha256 is None and made_from != vm.status.image_sha256:
+                raise
+            return LocalImage(
+                path=_NO_PATH,
+                sha256=made_from,
+                format="qcow2",
+                size_bytes=0,
+                virtual_size_bytes=int((observed.disk_gib or 0) * 1024**3),
+            )
+
+    async def _act(
+        self,
+        vm: VmRef,
+        node: NodeHandle,
+        desired: DesiredVM,
+        action: Action,
+        outcome: VmOutcome,
+        *,
+        drift: bool,
+    ) -> None:
+        client = node.client
+        vmid = desired.definition.vmid
+        uid = vm.uid
+        started = time.monotonic()
+        try:
+            if action.kind == ActionKind.CREATE:
+                image = await self.images.resolve(vm.spec.image.source, vm.spec.image.sha256)
+                upload = await upload_image(
+                    node.pool, image.path, node.spec.image_cache_dir, expected_sha256=image.sha256
+                )
+                await client.create_vm(
+                    desired.definition, vm.owner, image_sha256=image.sha256, import_from=upload.remote_path
+                )
+            elif action.kind == ActionKind.SET:
+                await client.update_vm(vmid, uid, action.options)
+            elif action.kind == ActionKind.RESIZE:
+                assert action.size_gib is not None
+                await client.resize_disk(vmid, uid, desired.definition.disk_slot, action.size_gib)
+            elif action.kind == ActionKind.START:
+                await client.start_vm(vmid, uid)
+            elif action.kind == ActionKind.SHUTDOWN:
+                await client.shutdown_vm(vmid, uid, force_stop=True)
+            elif action.kind == ActionKind.STOP:
+                await client.stop_vm(vmid, uid)
+            elif action.kind == ActionKind.REBOOT:
+                await client.reboot_vm(vmid, uid)
+            elif action.kind == ActionKind.DESTROY:
+                await client.destroy_vm(vmid, uid, stop_first=True)
+        finally:
+            node.invalidate()
+        took = time.monotonic() - started
+        prefix = "drift: " if drift else ""
+        outcome.events.append(
+            VmEvent(
+                "Normal",
+                _EVENT_REASONS[action.kind],
+                f"{prefix}{action.reason} (VM {vmid} on {node.node_name}, {took:.1f} s)",
+            )
+        )
+        log.info("%s/%s: %s: %s", vm.namespace, vm.name, action.kind, action.reason)
+
+    async def _agent(self, vm: VmRef, node: NodeHandle, facts: VmFacts, outcome: VmOutcome) -> None:
+        """Read the VM's addresses from the guest agent when they are unknown or stale (one qm call)."""
+        obs = facts.observation
+        if not facts.owned or obs is None or obs.power_state != "running":
+            self._agent_checked.pop(vm.uid, None)
+            return
+        if obs.config is not None and not obs.config.agent_enabled:
+            facts.agent = ("False", "AgentNotConfigured", "the VM has no guest agent configured")
+            return
+        last = self._agent_checked.get(vm.uid)
+        if vm.status.ip_addresses and last is not None and time.monotonic() - last < AGENT_REFRESH_S:
+            return
+        try:
+            interfaces = await node.client.guest_interfaces(vm.spec.vmid)
+        except AgentNotRunning as exc:
+            facts.agent = ("False", "AgentNotRunning", _short(exc))
+            outcome.waiting_for_agent = True
+            return
+        except ProxmoxError as exc:
+            facts.agent = ("Unknown", type(exc).__name__, _short(exc))
+            return
+        self._agent_checked[vm.uid] = time.monotonic()
+        facts.ip_addresses = usable_addresses(interfaces)
+        facts.agent = ("True", "AgentRunning", "the guest agent answers")
+
+    # --- delete ----------------------------------------------------------------------------------------------------
+
+    async def delete(self, vm: VmRef) -> DeleteOutcome:
+        """Destroy the VM if policy allows and it is ours; never on doubt."""
+        async with self.lock_for(vm.uid):
+            return await self._delete(vm)
+
+    async def _delete(self, vm: VmRef) -> DeleteOutcome:
+        vmid = vm.spec.vmid
+        if vm.spec.deletion_policy == DeletionPolicy.RETAIN:
+            return DeleteOutcome(
+                True, [VmEvent("Normal", "Retained", f"VM {vmid} kept on the node (deletionPolicy Retain)")]
+            )
+        if vm.spec.protected:
+            return DeleteOutcome(
+                True, [VmEvent("Normal", "Retained", f"VM {vmid} kept on the node: it is protected")]
+            )
+        node = self._node(vm)
+        if node is None:
+            message = (
+                f"ProxmoxNode {vm.spec.node!r} is not available; VM {vmid} is kept until it is "
+                "(remove the finalizer to abandon the VM)"
+            )
+            return DeleteOutcome(False, retry_after=30, message=message)
+        try:
+            inventory = await node.inventory(max_age=0)
+            observed = inventory.vms.get(vmid)
+            if observed is None:
+                return DeleteOutcome(
+                    True, [VmEvent("Normal", "AlreadyGone", f"VM {vmid} is not on the node")]
+                )
+            if not observed.ownership.owned_by(vm.uid):
+                return DeleteOutcome(
+                    True,
+                    [
+                        VmEvent(
+                            "Warning",
+                            "NotOwned",
+                            f"VM {vmid} on {node.node_name} was not created for this object; left untouched",
+                        )
+                    ],
+                )
+            if observed.protection:
+                return DeleteOutcome(
+                    True,
+                    [
+                        VmEvent(
+                            "Warning",
+                            "Retained",
+                            f"VM {vmid} has Proxmox protection enabled; kept on the node",
+                        )
+                    ],
+                )
+            started = time.monotonic()
+            destroyed = await node.client.destroy_vm(vmid, vm.uid, stop_first=True)
+            node.invalidate()
+        except TransientError as exc:
+            return DeleteOutcome(False, retry_after=15, message=_short(exc))
+        except PermanentError as exc:
+            # Refused by the node or the driver (protection, not ours): keep the VM, let the object go.
+            return DeleteOutcome(
+                True, [VmEvent("Warning", type(exc).__name__, f"VM {vmid} kept: {_short(exc)}")]
+            )
+        took = time.monotonic() - started
+        message = (
+            f"VM {vmid} destroyed on {node.node_name} ({took:.1f} s)" if destroyed else f"VM {vmid} gone"
+        )
+        self._agent_checked.pop(vm.uid, None)
+        return DeleteOutcome(True, [VmEvent("Normal", "Destroyed", message)])
+
+
+_NO_PATH = Path("/nonexistent")
+
+
+def _short(exc: BaseException, limit: int = 400) -> str:
+    text = str(exc)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

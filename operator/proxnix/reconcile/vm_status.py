@@ -1,0 +1,193 @@
+"""ProxmoxVM status as a function of what was observed and planned: phase, conditions, observed shape, IPs.
+
+Pure: the reconcile steps gather facts (an observation, a plan, an error) into a `VmFacts`, and `build_status` turns
+them into the next status, keeping condition transition times from the previous one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from proxnix.api.conditions import Condition, ConditionStatus, ConditionType, now_rfc3339, set_condition
+from proxnix.api.proxmoxvm import ObservedVM, Phase, ProxmoxVMStatus, RunStrategy
+from proxnix.proxmox.inventory import VmObservation
+from proxnix.proxmox.plan import BlockReason, VmPlan
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why the VM is not as wanted: a CamelCase reason, a message a user can act on, and whether it is stuck."""
+
+    reason: str
+    message: str
+    stalled: bool
+
+
+@dataclass
+class VmFacts:
+    """Everything one reconcile learned about the VM."""
+
+    generation: int
+    node_name: str
+    vmid: int
+    run_strategy: RunStrategy
+    observation: VmObservation | None = None
+    owned: bool = False
+    plan: VmPlan | None = None
+    problem: Problem | None = None
+    node_unreachable: bool = False
+    deleting: bool = False
+    ip_addresses: list[str] | None = None
+    agent: tuple[ConditionStatus, str, str] | None = None  # (status, reason, message)
+    requested_at: str = ""
+    changed: list[str] = field(default_factory=list)
+
+
+def _phase(facts: VmFacts) -> Phase:
+    if facts.deleting:
+        return Phase.DELETING
+    if facts.node_unreachable:
+        return Phase.UNKNOWN
+    if facts.problem is not None and facts.problem.stalled and not facts.owned:
+        return Phase.FAILED
+    obs = facts.observation if facts.owned else None
+    if obs is None:
+        return Phase.FAILED if facts.problem and facts.problem.stalled else Phase.PROVISIONING
+    if facts.plan is not None and facts.plan.reimage:
+        return Phase.REIMAGING
+    if obs.power_state == "running":
+        return Phase.RUNNING
+    if obs.power_state in ("stopped", "paused", "suspended"):
+        if facts.plan is not None and any(a.kind == "Start" for a in facts.plan.actions):
+            return Phase.STARTING
+        return Phase.STOPPED
+    return Phase.UNKNOWN
+
+
+def _power_ok(facts: VmFacts) -> bool:
+    obs = facts.observation
+    if obs is None:
+        return False
+    if facts.run_strategy == RunStrategy.ALWAYS:
+        return obs.power_state == "running"
+    if facts.run_strategy == RunStrategy.HALTED:
+        return obs.power_state == "stopped"
+    return True
+
+
+def build_status(previous: ProxmoxVMStatus, facts: VmFacts, now: str | None = None) -> ProxmoxVMStatus:
+    """The next status from the previous one and this reconcile's facts."""
+    stamp = now or now_rfc3339()
+    gen = facts.generation
+    conds: list[Condition] = list(previous.conditions)
+
+    def put(type_: str, status: ConditionStatus, reason: str, message: str) -> None:
+        nonlocal conds
+        conds = set_condition(conds, type_, status, reason, message, gen, now=stamp)
+
+    status = previous.model_copy(deep=True)
+    status.observed_generation = gen
+    status.node = facts.node_name
+    status.vmid = facts.vmid
+    status.phase = _phase(facts)
+    if facts.requested_at:
+        status.last_handled_reconcile_at = facts.requested_at
+
+    if facts.node_unreachable:
+        message = facts.problem.message if facts.problem else "the node cannot be reached"
+        for type_ in (ConditionType.READY, ConditionType.IN_SYNC):
+            put(type_, "Unknown", "NodeUnreachable", message)
+        put(ConditionType.RECONCILING, "True", "NodeUnreachable", "retrying: " + message)
+        status.conditions = conds
+        return status
+
+    obs = facts.observation if facts.owned else None
+    status.last_sync_time = stamp
+    if obs is not None:
+        status.observed = obs.to_observed()
+        status.image_sha256 = obs.ownership.image_sha256
+        status.image_short = obs.ownership.image_sha256[:12]
+        put(ConditionType.PROVISIONED, "True", "Created", f"VM {facts.vmid} exists on node {facts.node_name}")
+    else:
+        status.observed = ObservedVM()
+        status.ip_addresses = []
+        reason = facts.problem.reason if facts.problem and facts.problem.stalled else "NotCreated"
+        message = facts.problem.message if facts.problem else f"VM {facts.vmid} is not created yet"
+        put(ConditionType.PROVISIONED, "False", reason, message)
+
+    plan = facts.plan
+    problem = facts.problem
+    if problem is not None:
+        put(ConditionType.IN_SYNC, "False", problem.reason, problem.message)
+    elif plan is not None and not plan.in_sync:
+        pending = "; ".join(a.reason for a in plan.actions) or "; ".join(b.message for b in plan.blockers)
+        put(ConditionType.IN_SYNC, "False", "Progressing", pending)
+    elif obs is not None:
+        put(ConditionType.IN_SYNC, "True", "InSync", "the VM matches its spec")
+
+    if obs is not None and plan is not None and plan.restart_required:
+        keys = ", ".join(plan.restart_required)
+        put(
+            ConditionType.RESTART_REQUIRED,
+            "True",
+            "PendingChanges",
+            f"{keys} take effect at the next restart; set spec.rebootForPendingChanges or restart the VM",
+        )
+    else:
+        put(ConditionType.RESTART_REQUIRED, "False", "NoPendingChanges", "")
+
+    if facts.ip_addresses is not None:
+        status.ip_addresses = facts.ip_addresses
+    if facts.agent is not None:
+        put(ConditionType.AGENT_CONNECTED, *facts.agent)
+    if obs is not None and obs.power_state != "running":
+        status.ip_addresses = []
+        put(ConditionType.AGENT_CONNECTED, "False", "VMNotRunning", "the VM is not running")
+
+    stalled = problem is not None and problem.stalled
+    if stalled and problem is not None:
+        put(ConditionType.STALLED, "True", problem.reason, problem.message)
+        put(
+            ConditionType.RECONCILING, "False", problem.reason, "waiting for a change of the spec or the node"
+        )
+        put(ConditionType.READY, "False", problem.reason, problem.message)
+    else:
+        put(ConditionType.STALLED, "False", "NotStalled", "")
+        converging = problem is not None or (plan is not None and not plan.in_sync)
+        if converging:
+            message = problem.message if problem else "converging"
+            put(ConditionType.RECONCILING, "True", problem.reason if problem else "Progressing", message)
+            put(ConditionType.READY, "False", problem.reason if problem else "Progressing", message)
+        elif obs is not None and _power_ok(facts):
+            put(ConditionType.RECONCILING, "False", "Succeeded", "")
+            put(ConditionType.READY, "True", "Succeeded", _ready_message(facts, status))
+        else:
+            put(ConditionType.RECONCILING, "True", "Progressing", "waiting for the VM's power state")
+            put(ConditionType.READY, "False", "Progressing", "waiting for the VM's power state")
+    status.conditions = conds
+    return status
+
+
+def _ready_message(facts: VmFacts, status: ProxmoxVMStatus) -> str:
+    obs = facts.observation
+    power = obs.power_state if obs else "unknown"
+    ips = f", {', '.join(status.ip_addresses)}" if status.ip_addresses else ""
+    return f"VM {facts.vmid} on {facts.node_name} is {power}{ips}"
+
+
+STALLING_BLOCKS = frozenset(
+    {
+        BlockReason.VMID_CONFLICT,
+        BlockReason.IMAGE_CHANGE_BLOCKED,
+        BlockReason.DISK_SHRINK_REFUSED,
+        BlockReason.IMAGE_TOO_LARGE,
+    }
+)
+
+
+def problem_from_plan(plan: VmPlan) -> Problem | None:
+    """The first blocker of a plan as a Problem (stalled unless it clears by itself)."""
+    if not plan.blockers:
+        return None
+    blocker = plan.blockers[0]
+    return Problem(str(blocker.reason), blocker.message, stalled=blocker.reason in STALLING_BLOCKS)
