@@ -115,3 +115,48 @@ async def test_kopf_lifecycle(tmp_path):
         finally:
             stop.set()
             await asyncio.wait_for(operator, 15)
+
+
+async def test_kopf_peering_pauses_the_lower_priority_operator(tmp_path):
+    with running_kubeapi(tmp_path, kopf_peering=True) as api:
+        api.install_crds(widget_crd())
+        peering = {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "default"}}
+        assert api.post("/apis/kopf.dev/v1/namespaces/default/kopfpeerings", peering).status == 201
+        calls_high: list[tuple[str, Any]] = []
+        calls_low: list[tuple[str, Any]] = []
+        stop = asyncio.Event()
+        tasks = []
+        try:
+            for calls, priority in ((calls_high, 100), (calls_low, 10)):
+                registry, settings = build_operator(api, calls)
+                settings.peering.priority = priority
+                ready = asyncio.Event()
+                tasks.append(
+                    asyncio.create_task(
+                        kopf.operator(
+                            registry=registry,
+                            settings=settings,
+                            namespaces=["default"],
+                            stop_flag=stop,
+                            ready_flag=ready,
+                        )
+                    )
+                )
+                await asyncio.wait_for(ready.wait(), 10)
+            path = "/apis/kopf.dev/v1/namespaces/default/kopfpeerings/default"
+            peers = await eventually(
+                lambda: len(api.get(path).body.get("status") or {}) == 2 and api.get(path).body["status"],
+                what="both operators in the peering object",
+            )
+            assert sorted(p["priority"] for p in peers.values()) == [10, 100]
+
+            await asyncio.to_thread(api.post, WIDGETS, widget("w1"))
+            await eventually(
+                lambda: ("create", "w1") in calls_high, what="the high-priority operator's handler"
+            )
+            await asyncio.to_thread(api.delete, f"{WIDGETS}/w1")
+            await eventually(lambda: api.get(f"{WIDGETS}/w1").status == 404, what="deletion")
+            assert calls_low == []  # paused all along: it saw the object come and go, and did nothing
+        finally:
+            stop.set()
+            await asyncio.wait_for(asyncio.gather(*tasks), 15)
