@@ -1,0 +1,171 @@
+"""Image upload: copy a disk image to a node's image cache over SFTP, content-addressed by sha256, then import it.
+
+Steps (the remote scripts are in `proxnix.proxmox.image_cache`):
+1. hash the local file (in a thread) and check it against the expected sha256, if one is given;
+2. one remote call: create the cache folder, sweep stale partial uploads, report whether `<sha256>.<format>`
+   is already there with the right size → skip;
+3. SFTP the file to `.<sha256>.partial-<nonce>` on the same pooled connection, timing the transfer;
+4. one remote call: `sha256sum` the partial file; rename it to the final name only if it matches (else delete it).
+   A file is therefore never visible under its final name unless complete and verified.
+Then `upload_and_import` hands the cached path to `ProxmoxClient.import_image` (import-from or importdisk).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from proxnix.adapters.proxmox_client import ImportMethod, ProxmoxClient, RetryPolicy
+from proxnix.adapters.ssh_pool import SshPool
+from proxnix.proxmox.classify import classify_failure
+from proxnix.proxmox.disk_import import ImportedDisk
+from proxnix.proxmox.errors import ImageError, TransferFailed, TransientError
+from proxnix.proxmox.image_cache import (
+    cached_name,
+    finalize_script,
+    image_format,
+    join,
+    parse_finalize,
+    parse_probe,
+    partial_name,
+    probe_script,
+)
+from proxnix.proxmox.shell import check_remote_path, check_sha256
+
+log = logging.getLogger(__name__)
+
+HASH_CHUNK = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    """Where the image is on the node, and what the upload cost. `bytes_per_second` is None when skipped."""
+
+    remote_path: str
+    sha256: str
+    size: int
+    format: str
+    skipped: bool
+    seconds: float
+    bytes_per_second: float | None
+
+
+def _hash_file(path: Path) -> tuple[str, int, bytes]:
+    digest = hashlib.sha256()
+    size = 0
+    header = b""
+    with path.open("rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            if not header:
+                header = chunk[:16]
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size, header
+
+
+async def _check(pool: SshPool, script: str, what: str) -> str:
+    result = await pool.run(script, timeout_s=pool.settings.command_timeout)
+    if result.exit_status != 0:
+        raise classify_failure(what, result.exit_status, result.stdout, result.stderr, node=pool.target.node)
+    return result.stdout
+
+
+async def upload_image(
+    pool: SshPool,
+    local_path: str | Path,
+    cache_dir: str,
+    *,
+    expected_sha256: str | None = None,
+    retry: RetryPolicy | None = None,
+    verify_timeout_s: float = 1800.0,
+) -> UploadResult:
+    """Make sure the node has the image in `cache_dir`; upload it if not. Transient failures are retried."""
+    path = Path(local_path)
+    check_remote_path(cache_dir)
+    if expected_sha256 is not None:
+        check_sha256(expected_sha256)
+    try:
+        sha256, size, header = await asyncio.to_thread(_hash_file, path)
+    except OSError as exc:
+        raise ImageError(f"cannot read image {path}: {exc.strerror or exc}") from None
+    if expected_sha256 is not None and sha256 != expected_sha256:
+        raise ImageError(f"image {path} has sha256 {sha256}, expected {expected_sha256}")
+    fmt = image_format(header)
+    final_name = cached_name(sha256, fmt)
+    final = join(cache_dir, final_name)
+    policy = retry or RetryPolicy()
+
+    attempt = 1
+    while True:
+        try:
+            present = parse_probe(await _check(pool, probe_script(cache_dir, final_name), "image probe"))
+            if present == size:
+                log.info("node %s: image %s already cached", pool.target.node, final)
+                return UploadResult(
+                    final, sha256, size, fmt, skipped=True, seconds=0.0, bytes_per_second=None
+                )
+            partial = join(cache_dir, partial_name(sha256, secrets.token_hex(8)))
+            seconds = await _transfer(pool, path, partial)
+            verdict = await pool.run(finalize_script(partial, final, sha256), timeout_s=verify_timeout_s)
+            if verdict.exit_status != 0:
+                raise classify_failure("image verify", verdict.exit_status, verdict.stdout, verdict.stderr)
+            checked = parse_finalize(verdict.stdout)
+            if not checked.ok:
+                raise TransferFailed(
+                    f"uploaded image {final_name} did not verify: node computed {checked.actual_sha256}",
+                    node=pool.target.node,
+                )
+            rate = size / seconds if seconds > 0 else None
+            log.info("node %s: uploaded %s (%d bytes in %.2f s)", pool.target.node, final, size, seconds)
+            return UploadResult(
+                final, sha256, size, fmt, skipped=False, seconds=seconds, bytes_per_second=rate
+            )
+        except TransientError as exc:
+            if attempt >= policy.attempts:
+                raise
+            delay = policy.delay(attempt)
+            log.info("node %s: image upload: %s; retrying in %.2f s", pool.target.node, exc, delay)
+            await asyncio.sleep(delay)
+            attempt += 1
+
+
+async def _transfer(pool: SshPool, path: Path, partial: str) -> float:
+    """SFTP the file to `partial`; on any failure remove the partial file (best effort) and re-raise."""
+    started = time.monotonic()
+    try:
+        async with pool.sftp() as sftp:
+            await sftp.put(path, partial)
+    except BaseException:
+        try:
+            await asyncio.shield(pool.run(["rm", "-f", "--", partial], timeout_s=30))
+        except Exception as cleanup:  # the original error matters more
+            log.warning("node %s: could not remove partial upload %s: %s", pool.target.node, partial, cleanup)
+        raise
+    return time.monotonic() - started
+
+
+async def upload_and_import(
+    client: ProxmoxClient,
+    local_path: str | Path,
+    cache_dir: str,
+    vmid: int,
+    owner_uid: str,
+    *,
+    slot: str,
+    storage: str,
+    method: ImportMethod = "import-from",
+    expected_sha256: str | None = None,
+) -> tuple[UploadResult, ImportedDisk]:
+    """Upload (or find cached) the image on the client's node, then import it as the owned VM's disk in `slot`."""
+    upload = await upload_image(
+        client.pool, local_path, cache_dir, expected_sha256=expected_sha256, retry=client.retry
+    )
+    disk = await client.import_image(
+        vmid, owner_uid, upload.remote_path, slot=slot, storage=storage, method=method
+    )
+    return upload, disk

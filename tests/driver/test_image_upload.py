@@ -1,0 +1,147 @@
+"""Image upload to a simulated node over SFTP: content addressing, skip, verification, atomicity, import."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from proxnix.adapters.image_upload import upload_and_import, upload_image
+from proxnix.adapters.proxmox_client import ProxmoxClient
+from proxnix.adapters.ssh_pool import PoolSettings, SshPool
+from proxnix.proxmox.errors import ImageError
+from tests.driver.conftest import FAST_RETRY, Sim, SimNode, definition, owner_for
+from tests.driver.tcp_proxy import TcpProxy
+
+
+def cache_dir() -> str:
+    return f"/var/lib/vz/proxnix-test/{uuid.uuid4().hex[:8]}"
+
+
+async def listing(pool: SshPool, directory: str) -> dict[str, int]:
+    result = await pool.run(
+        f'cd {directory} 2>/dev/null && for f in .* *; do [ -f "$f" ] && stat -c \'%n %s\' "$f"; done'
+    )
+    return {name: int(size) for name, size in (line.rsplit(" ", 1) for line in result.stdout.splitlines())}
+
+
+@dataclass(frozen=True)
+class Image:
+    path: Path
+    sha256: str
+    size: int
+
+
+@pytest.fixture(scope="module")
+def random_image(tmp_path_factory: pytest.TempPathFactory) -> Image:
+    path = tmp_path_factory.mktemp("img") / "random.raw"
+    data = os.urandom(24 * 1024 * 1024)
+    path.write_bytes(data)
+    return Image(path, hashlib.sha256(data).hexdigest(), len(data))
+
+
+@pytest.fixture(scope="module")
+def qcow2_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("img") / "nixos.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), "1G"], check=True)
+    return path
+
+
+async def test_upload_then_skip(pool: SshPool, random_image: Image) -> None:
+    directory = cache_dir()
+    sha = random_image.sha256
+    first = await upload_image(pool, random_image.path, directory, expected_sha256=sha)
+    assert not first.skipped
+    assert first.remote_path == f"{directory}/{sha}.raw"
+    assert first.bytes_per_second is not None
+    assert first.bytes_per_second > 0
+    assert (await pool.run(["sha256sum", first.remote_path])).stdout.split()[0] == sha
+    assert await listing(pool, directory) == {f"{sha}.raw": first.size}
+    commands_before = pool.stats.commands
+    second = await upload_image(pool, random_image.path, directory)
+    assert second.skipped
+    assert second.remote_path == first.remote_path
+    assert pool.stats.commands == commands_before + 1  # one probe, no transfer
+    print(f"upload rate: {first.bytes_per_second / 1e6:.1f} MB/s")  # reported with -s
+
+
+async def test_expected_checksum_mismatch_uploads_nothing(pool: SshPool, random_image: Image) -> None:
+    before = pool.stats.commands
+    with pytest.raises(ImageError, match="expected"):
+        await upload_image(pool, random_image.path, cache_dir(), expected_sha256="0" * 64)
+    assert pool.stats.commands == before
+
+
+async def test_interrupted_upload_never_shows_a_partial_file_under_the_final_name(
+    node: SimNode, random_image: Image
+) -> None:
+    directory = cache_dir()
+    sha = random_image.sha256
+    final = f"{sha}.raw"
+    proxy = await TcpProxy(node.host, node.port).start()
+    proxy.rate_limit = 8 * 1024 * 1024
+    creds = node.credentials(known_hosts=node.known_hosts_for_port(proxy.port))
+    async with (
+        SshPool(node.target(proxy.port), creds, PoolSettings(reconnect_initial=0.05)) as pool,
+        SshPool(node.target(), node.credentials()) as observer,
+    ):
+        upload = asyncio.create_task(upload_image(pool, random_image.path, directory, retry=FAST_RETRY))
+        deadline = time.monotonic() + 20
+        while True:  # wait until a partial file is growing on the node
+            files = await listing(observer, directory)
+            assert final not in files, "the final name appeared before the upload was verified"
+            if any(name.startswith(f".{sha}.partial-") and size > 0 for name, size in files.items()):
+                break
+            assert time.monotonic() < deadline, "no partial upload appeared"
+            await asyncio.sleep(0.02)
+        proxy.rate_limit = None
+        proxy.drop_all()
+        result = await upload
+        assert not result.skipped
+        files = await listing(observer, directory)
+        assert files == {final: random_image.size}  # the interrupted partial was removed
+        assert (await observer.run(["sha256sum", result.remote_path])).stdout.split()[0] == sha
+        assert proxy.accepted >= 2
+    await proxy.close()
+
+
+@pytest.mark.parametrize("method", ["import-from", "importdisk"])
+async def test_upload_and_import(sim: Sim, client: ProxmoxClient, qcow2_image: Path, method: str) -> None:
+    vmid, owner = sim.vmid(), owner_for("imported")
+    await client.create_vm(definition(vmid, "imported"), owner)
+    upload, disk = await upload_and_import(
+        client,
+        qcow2_image,
+        cache_dir(),
+        vmid,
+        owner.uid,
+        slot="scsi0",
+        storage="local-lvm",
+        method=method,  # type: ignore[arg-type]
+    )
+    assert upload.format == "qcow2"
+    assert disk.slot == "scsi0"
+    config = await client.read_config(vmid)
+    assert config.drives()["scsi0"].volume == disk.volume
+    assert config.boot_order == ["scsi0"]
+    assert config.disk_size_bytes() == 1024**3
+    assert not [k for k in config.values if k.startswith("unused")]
+
+
+async def test_create_with_import_from_in_one_call(
+    sim: Sim, client: ProxmoxClient, qcow2_image: Path
+) -> None:
+    vmid, owner = sim.vmid(), owner_for("onecall")
+    upload = await upload_image(client.pool, qcow2_image, cache_dir())
+    since = time.time()
+    config = await client.create_vm(definition(vmid, "onecall"), owner, import_from=upload.remote_path)
+    assert [c.argv[:2] for c in sim.calls("pve1") if c.ts >= since] == [("qm", "create")]
+    assert config.boot_disk == "scsi0"
+    assert config.disk_size_bytes() == 1024**3
