@@ -57,6 +57,11 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     nodes.register(registry, config)
     vms.register(registry, config)
 
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        """In-cluster service account, else the kubeconfig (KUBECONFIG or ~/.kube/config)."""
+        return kopf.login_with_service_account(**kwargs) or kopf.login_via_client(**kwargs)
+
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         settings.persistence.finalizer = f"{GROUP}/finalizer"

@@ -1,0 +1,75 @@
+"""End-to-end fixtures: the whole sandbox (pvesim nodes behind real sshd, the test API server, `proxnix operator`
+as a subprocess) and helpers that look at it as a user would: kubectl, and SSH to the nodes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from proxnix_testbed.sandbox import Sandbox, SandboxConfig, running_sandbox
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    config = SandboxConfig(dir=tmp_path_factory.mktemp("sandbox"), nodes=2, resync_interval=3.0)
+    with running_sandbox(config) as sb:
+        sb.wait_for(
+            lambda: all(_ready(sb.get("proxmoxnode", n)) for n in ("pve1", "pve2")), 30, "nodes Ready"
+        )
+        yield sb
+
+
+@pytest.fixture(scope="module")
+def image(sandbox: Sandbox) -> Path:
+    return sandbox.make_image("base", "1G")
+
+
+@pytest.fixture(scope="module")
+def other_image(sandbox: Sandbox) -> Path:
+    return sandbox.make_image("next", "1G")
+
+
+def _ready(obj: dict[str, Any] | None) -> bool:
+    return condition(obj, "Ready").get("status") == "True"
+
+
+def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
+    """The condition of that type in obj.status, or {}."""
+    for cond in ((obj or {}).get("status") or {}).get("conditions", []):
+        if cond.get("type") == type_:
+            return dict(cond)
+    return {}
+
+
+def vm_manifest(name: str, vmid: int, image: Path, node: str = "pve1", **spec: Any) -> str:
+    body = {
+        "apiVersion": "proxnix.io/v1alpha1",
+        "kind": "ProxmoxVM",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"node": node, "vmid": vmid, "image": {"source": str(image)}, **spec},
+    }
+    return json.dumps(body)
+
+
+def node_config(sb: Sandbox, node: str, vmid: int) -> dict[str, str] | None:
+    """`qm config <vmid>` on the node as a dict, or None when the VM is not there."""
+    result = sb.ssh(node, f"qm config {vmid}")
+    if result.rc != 0:
+        assert "does not exist" in result.err, result.err
+        return None
+    return dict(line.split(": ", 1) for line in result.out.splitlines() if ": " in line)
+
+
+def node_vmids(sb: Sandbox, node: str) -> list[int]:
+    """VMIDs in `qm list` on the node."""
+    out = sb.ssh(node, "qm list").out
+    return [int(line.split()[0]) for line in out.splitlines()[1:] if line.strip()]
+
+
+def events(sb: Sandbox, name: str) -> list[dict[str, Any]]:
+    out = sb.kubectl("get", "events", "-n", "default", "-o", "json").out
+    return [e for e in json.loads(out)["items"] if e.get("involvedObject", {}).get("name") == name]

@@ -1,0 +1,82 @@
+"""Nothing that is not ours, or that is protected, is ever destroyed; conflicts are reported, not fought."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from proxnix_testbed.sandbox import Sandbox
+from tests.e2e.conftest import condition, node_config, vm_manifest
+
+
+def test_protected_vm_survives_image_change_and_deletion(
+    sandbox: Sandbox, image: Path, other_image: Path
+) -> None:
+    sb = sandbox
+    sb.apply(vm_manifest("vault", 111, image, protected=True))
+    vm = sb.wait_for(
+        lambda: (o := sb.get("proxmoxvm", "vault")) and o["status"].get("phase") == "Running" and o,
+        60,
+        "Running",
+    )
+    config = node_config(sb, "pve1", 111)
+    assert config is not None
+    assert config["protection"] == "1"
+    made_from = vm["status"]["imageSha256"]
+
+    sb.apply(vm_manifest("vault", 111, other_image, protected=True))
+    vm = sb.wait_for(
+        lambda: (
+            (o := sb.get("proxmoxvm", "vault"))
+            and condition(o, "InSync").get("reason") == "ImageChangeBlocked"
+            and o
+        ),
+        30,
+        "InSync=False ImageChangeBlocked",
+    )
+    assert condition(vm, "InSync")["status"] == "False"
+    assert vm["status"]["imageSha256"] == made_from
+    assert node_config(sb, "pve1", 111) == config  # untouched
+
+    sb.kubectl("delete", "proxmoxvm", "vault", "-n", "default")
+    sb.wait_for(lambda: sb.get("proxmoxvm", "vault") is None, 30, "object gone")
+    assert node_config(sb, "pve1", 111) == config  # still there, still the same
+
+
+def test_foreign_vm_on_the_vmid_is_untouched(sandbox: Sandbox, image: Path) -> None:
+    sb = sandbox
+    created = sb.ssh("pve1", "qm create 121 --name legacy-db --memory 1024 --cores 1")
+    assert created.rc == 0, created.err
+    before = node_config(sb, "pve1", 121)
+
+    sb.apply(vm_manifest("takeover", 121, image, memoryMiB=4096))
+    vm = sb.wait_for(
+        lambda: (
+            (o := sb.get("proxmoxvm", "takeover")) and condition(o, "Stalled").get("status") == "True" and o
+        ),
+        30,
+        "Stalled",
+    )
+    assert condition(vm, "Stalled")["reason"] == "VMIDConflict"
+    assert condition(vm, "Ready")["status"] == "False"
+    assert "not created by proxnix" in condition(vm, "Ready")["message"]
+    assert node_config(sb, "pve1", 121) == before
+
+    sb.kubectl("delete", "proxmoxvm", "takeover", "-n", "default")
+    sb.wait_for(lambda: sb.get("proxmoxvm", "takeover") is None, 30, "object gone")
+    assert node_config(sb, "pve1", 121) == before
+
+
+def test_vmid_used_on_another_node_is_a_conflict(sandbox: Sandbox, image: Path) -> None:
+    sb = sandbox
+    assert sb.ssh("pve2", "qm create 131 --name elsewhere").rc == 0
+    sb.apply(vm_manifest("clash", 131, image, node="pve1"))
+    vm = sb.wait_for(
+        lambda: (o := sb.get("proxmoxvm", "clash")) and condition(o, "Stalled").get("status") == "True" and o,
+        30,
+        "Stalled",
+    )
+    assert condition(vm, "Stalled")["reason"] == "VMIDConflict"
+    assert "pve2" in condition(vm, "Stalled")["message"]
+    assert node_config(sb, "pve1", 131) is None
+    sb.kubectl("delete", "proxmoxvm", "clash", "-n", "default")
+    assert node_config(sb, "pve2", 131) is not None
