@@ -79,8 +79,9 @@ class Ctx:
             self.in_task = False
 
     @contextmanager
-    def lock_vm(self, vmid: int, timeout: float | None = None) -> Iterator[None]:
-        """The per-VMID config flock (`/var/lock/qemu-server/lock-<vmid>.conf`) with the node's timeout."""
+    def lock_vm(self, vmid: int, timeout: float | None = None, placeholder: bool = False) -> Iterator[None]:
+        """The per-VMID config flock (`/var/lock/qemu-server/lock-<vmid>.conf`) with the node's timeout.
+        A `slow` fault makes the command hold it longer (not while writing a create placeholder)."""
         timeout = self.settings.lock_timeout if timeout is None else timeout
         display = f"/var/lock/qemu-server/lock-{vmid}.conf"
         forced = self.fault("locktimeout")
@@ -91,7 +92,7 @@ class Ctx:
             raise locks.timeout_error(display)
         path = self.layout.lock_dir(self.node) / f"lock-{vmid}.conf"
         with locks.flock(path, display, timeout, self.log):
-            slow = self.fault("slow")
+            slow = None if placeholder else self.fault("slow")
             if slow is not None and slow.arg is not None:
                 time.sleep(float(slow.arg))
             yield

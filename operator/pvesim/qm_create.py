@@ -48,7 +48,7 @@ def cmd_create(ctx: Ctx, args: Args) -> int:
     if owner is not None:
         raise PveError(f"unable to create VM {vmid} - VM {vmid} already exists on node '{owner}'")
     placeholder = VmConf(main={"lock": "create"})
-    with ctx.lock_vm(vmid, timeout=ctx.settings.create_lock_timeout):
+    with ctx.lock_vm(vmid, timeout=ctx.settings.create_lock_timeout, placeholder=True):
         ctx.store.create(vmid, placeholder)
 
     created: list[str] = []

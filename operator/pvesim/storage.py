@@ -37,7 +37,7 @@ lvmthin: local-lvm
 LVM_EXTENT = 4 * MIB
 _DIR_VOL_RE = re.compile(r"^(\d+)/((?:vm|base)-(\d+)-[\w.-]+?)\.(raw|qcow2|vmdk)$")
 _LVM_VOL_RE = re.compile(r"^((?:vm|base)-(\d+)-[\w.-]+)$")
-_DISK_N_RE = re.compile(r"^(?:vm|base)-\d+-disk-(\d+)(?:\.\w+)?$")
+_DISK_N_RE = re.compile(r"^(?:vm|base)-(\d+)-disk-(\d+)(?:\.\w+)?$")
 VALID_FORMATS = {"dir": ("raw", "qcow2", "vmdk"), "lvmthin": ("raw",)}
 
 
@@ -238,11 +238,12 @@ class NodeStorage:
         return fmt
 
     def _free_name(self, sdef: StorageDef, vmid: int) -> str:
+        """The first free `vm-<vmid>-disk-N` of this storage (numbers count per VMID and storage)."""
         used = set()
         for volid in self.volumes(sdef.storeid):
             match = _DISK_N_RE.match(volid.split(":", 1)[1].split("/")[-1])
-            if match:
-                used.add(int(match.group(1)))
+            if match and match.group(1) == str(vmid):
+                used.add(int(match.group(2)))
         n = 0
         while n in used:
             n += 1
