@@ -13,3 +13,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def repo_root() -> Path:
     """The repository's top folder."""
     return REPO_ROOT
+
+
+pytest_plugins = ["tests.support.kubeapi"]

@@ -1,14 +1,10 @@
-"""Fixtures for the test API server's own tests (re-exported from tests.support.kubeapi), plus a small test CRD."""
+"""Fixtures for the test API server's own tests (the server fixtures come from tests.support.kubeapi): a small CRD."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-
-from tests.support.kubeapi import kubeapi, kubeapi_process, kubectl
-
-__all__ = ["kubeapi", "kubeapi_process", "kubectl"]
 
 GROUP = "example.proxnix.io"
 
