@@ -7,6 +7,7 @@ leaves no faults behind.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
@@ -180,6 +181,14 @@ def definition(vmid: int, name: str = "vm", **overrides: object) -> VmDefinition
     }
     values.update(overrides)
     return VmDefinition(**values)  # type: ignore[arg-type]
+
+
+async def remote_process_exists(pattern: str) -> bool:
+    """pvesim's SSH sessions run on this machine: whether a process whose command line matches is running."""
+    proc = await asyncio.create_subprocess_exec(
+        "pgrep", "-f", pattern, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    return await proc.wait() == 0
 
 
 def qm_calls(sim: Sim, node: str, *words: str, since: float = 0.0) -> list[calllog.Call]:

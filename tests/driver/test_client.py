@@ -18,7 +18,15 @@ from proxnix.proxmox.errors import (
     VmidConflict,
     VmNotFound,
 )
-from tests.driver.conftest import FAST_RETRY, Sim, SimNode, definition, owner_for, qm_calls
+from tests.driver.conftest import (
+    FAST_RETRY,
+    Sim,
+    SimNode,
+    definition,
+    owner_for,
+    qm_calls,
+    remote_process_exists,
+)
 from tests.driver.tcp_proxy import TcpProxy
 
 SHA = "ab" * 32
@@ -141,8 +149,7 @@ async def test_dropped_connection_mid_command_is_retried(sim: Sim, node: SimNode
         since = time.time()
         update = asyncio.create_task(client.update_vm(vmid, owner.uid, {"cores": 3}))
         deadline = time.monotonic() + 15
-        # create: qm create + read; update: ownership read + the (hanging) qm set
-        while pool.stats.commands < 4 or pool.stats.active < 1:
+        while not await remote_process_exists(f"qm set {vmid} "):  # the qm set is hanging on the node
             assert time.monotonic() < deadline
             await asyncio.sleep(0.02)
         proxy.drop_all()

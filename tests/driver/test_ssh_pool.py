@@ -11,14 +11,16 @@ from pathlib import Path
 import pytest
 
 from proxnix.adapters.ssh_pool import PoolSettings, SshCredentials, SshPool
+from proxnix.api.proxmoxnode import HostKeyPolicy, ProxmoxNodeSpec
 from proxnix.proxmox.errors import (
     AuthenticationFailed,
     CommandTimeout,
     ConnectionLost,
     HostKeyMismatch,
     NodeUnreachable,
+    PoolClosed,
 )
-from tests.driver.conftest import Sim, SimNode
+from tests.driver.conftest import Sim, SimNode, remote_process_exists
 from tests.driver.tcp_proxy import TcpProxy
 
 
@@ -30,14 +32,6 @@ def expected_fingerprint(known_hosts_line: str, tmp_path: Path) -> str:
         ["ssh-keygen", "-l", "-E", "sha256", "-f", str(f)], capture_output=True, text=True, check=True
     )
     return out.stdout.split()[1]
-
-
-async def remote_process_exists(pattern: str) -> bool:
-    """pvesim's sessions run on this machine: look for the command among its processes."""
-    proc = await asyncio.create_subprocess_exec(
-        "pgrep", "-f", pattern, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
-    )
-    return await proc.wait() == 0
 
 
 async def test_runs_commands_with_quoting(pool: SshPool) -> None:
@@ -146,9 +140,10 @@ async def test_dropped_connection_reconnects(node: SimNode) -> None:
     creds = node.credentials(known_hosts=node.known_hosts_for_port(proxy.port))
     async with SshPool(node.target(proxy.port), creds, PoolSettings(reconnect_initial=0.05)) as pool:
         assert (await pool.run("echo one")).stdout == "one\n"
-        running = asyncio.create_task(pool.run("sleep 5; echo never"))
+        marker = f"{uuid.uuid4().int % 10**6 + 1000}.25"
+        running = asyncio.create_task(pool.run(f"sleep {marker}; echo never"))
         deadline = time.monotonic() + 10
-        while pool.stats.active < 1:
+        while not await remote_process_exists(f"sleep {marker}"):  # the command is running on the node
             assert time.monotonic() < deadline
             await asyncio.sleep(0.02)
         proxy.drop_all()
@@ -197,3 +192,31 @@ def test_credentials_from_secret() -> None:
     assert "KEY" not in repr(creds)
     with pytest.raises(AuthenticationFailed):
         SshCredentials.from_secret({"known_hosts": b""})
+
+
+async def test_pool_for_a_proxmox_node_spec(node: SimNode) -> None:
+    spec = ProxmoxNodeSpec.model_validate(
+        {
+            "host": node.host,
+            "port": node.port,
+            "credentialsSecretRef": {"name": "pve1-ssh"},
+            "hostKeyPolicy": "TrustOnFirstUse",
+            "maxSessions": 2,
+        }
+    )
+    secret = {"ssh-privatekey": node.credentials().private_key, "known_hosts": b""}
+    pool = SshPool.for_node(spec, secret, node_name=node.name)
+    assert pool.settings.max_sessions == 2
+    fingerprint = await pool.check()
+    assert pool.trusted_on_first_use
+    await pool.close()
+    with pytest.raises(PoolClosed):
+        await pool.run("true")
+    again = SshPool.for_node(spec, secret, node_name=node.name, recorded_fingerprint=fingerprint)
+    assert await again.check() == fingerprint
+    assert not again.trusted_on_first_use
+    await again.close()
+    strict = spec.model_copy(update={"host_key_policy": HostKeyPolicy.VERIFY})
+    async with SshPool.for_node(strict, secret, node_name=node.name) as refused:
+        with pytest.raises(HostKeyMismatch):
+            await refused.check()

@@ -26,18 +26,20 @@ import random
 import shlex
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import asyncssh
 
+from proxnix.api.proxmoxnode import HostKeyPolicy, ProxmoxNodeSpec
 from proxnix.proxmox.errors import (
     AuthenticationFailed,
     CommandTimeout,
     ConnectionLost,
     HostKeyMismatch,
     NodeUnreachable,
+    PoolClosed,
     TransferFailed,
 )
 from proxnix.proxmox.shell import shell_join
@@ -295,6 +297,28 @@ class SshPool:
         self._closed = False
         self.stats = PoolStats()
 
+    @classmethod
+    def for_node(
+        cls,
+        spec: ProxmoxNodeSpec,
+        secret_data: Mapping[str, bytes | str],
+        *,
+        node_name: str,
+        recorded_fingerprint: str = "",
+        settings: PoolSettings | None = None,
+    ) -> SshPool:
+        """The pool of a ProxmoxNode: its host/port/user/maxSessions, the Secret's key and known_hosts, and its
+        hostKeyPolicy (`recorded_fingerprint`: status.hostKeyFingerprint, pinned under TrustOnFirstUse)."""
+        tofu = spec.host_key_policy == HostKeyPolicy.TRUST_ON_FIRST_USE
+        credentials = SshCredentials.from_secret(
+            secret_data,
+            trust_on_first_use=tofu,
+            pinned_fingerprint=recorded_fingerprint if tofu else "",
+        )
+        base = settings or PoolSettings()
+        tuned = PoolSettings(**{**asdict(base), "max_sessions": spec.max_sessions})
+        return cls(SshTarget(spec.host, spec.port, spec.user, node_name), credentials, tuned)
+
     # --- public state ------------------------------------------------------------------------------------------
 
     @property
@@ -396,7 +420,7 @@ class SshPool:
     async def _acquire_connection(self) -> _Connection:
         async with self._lock:
             if self._closed:
-                raise ConnectionLost(f"the SSH pool of {self.target} is closed", ambiguous=False)
+                raise PoolClosed(f"the SSH pool of {self.target} is closed", node=self.target.node)
             self._conns = [c for c in self._conns if c.alive]
             for conn in self._conns:
                 if conn.load < self.settings.sessions_per_connection:
@@ -466,7 +490,10 @@ class SshPool:
                     self._wrap(text, limit), encoding=None, stdin=asyncssh.PIPE
                 )
             except (asyncssh.Error, OSError) as exc:
-                self._drop(conn)
+                if not isinstance(
+                    exc, asyncssh.ChannelOpenError
+                ):  # a refused channel leaves the connection up
+                    self._drop(conn)
                 raise ConnectionLost(
                     f"could not open a session on {self.target}: {exc}", ambiguous=False, command=shown,
                     node=self.target.node,
@@ -530,7 +557,8 @@ class SshPool:
             try:
                 client = await conn.ssh.start_sftp_client()
             except (asyncssh.Error, OSError) as exc:
-                self._drop(conn)
+                if not isinstance(exc, asyncssh.ChannelOpenError):
+                    self._drop(conn)
                 raise ConnectionLost(
                     f"could not start SFTP on {self.target}: {exc}", ambiguous=False, node=self.target.node
                 ) from None

@@ -200,6 +200,10 @@ class AuthenticationFailed(PermanentError):
     """The node refused the SSH key."""
 
 
+class PoolClosed(PermanentError):
+    """The node's SSH pool was closed (operator shutdown, or the node's settings changed and a new pool replaced it)."""
+
+
 class CommandFailed(PermanentError):
     """A command failed with an error text the driver does not recognise (reported verbatim, not retried)."""
 
