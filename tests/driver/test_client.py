@@ -29,6 +29,8 @@ from tests.driver.conftest import (
 )
 from tests.driver.tcp_proxy import TcpProxy
 
+pytestmark = pytest.mark.e2e
+
 SHA = "ab" * 32
 
 

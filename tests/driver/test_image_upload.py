@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 
 from proxnix.adapters.image_upload import upload_and_import, upload_image
-from proxnix.adapters.proxmox_client import ProxmoxClient
+from proxnix.adapters.proxmox_client import ProxmoxClient, RetryPolicy
 from proxnix.adapters.ssh_pool import PoolSettings, SshPool
-from proxnix.proxmox.errors import ImageError
+from proxnix.proxmox.errors import ImageError, TransferFailed
 from tests.driver.conftest import FAST_RETRY, Sim, SimNode, definition, owner_for
 from tests.driver.tcp_proxy import TcpProxy
+
+pytestmark = pytest.mark.e2e
 
 
 def cache_dir() -> str:
@@ -145,3 +147,32 @@ async def test_create_with_import_from_in_one_call(
     assert [c.argv[:2] for c in sim.calls("pve1") if c.ts >= since] == [("qm", "create")]
     assert config.boot_disk == "scsi0"
     assert config.disk_size_bytes() == 1024**3
+
+
+async def test_upload_that_does_not_verify_is_never_published(node: SimNode, tmp_path: Path) -> None:
+    """The local file changes during the transfer: the node's sha256 differs, the partial file is deleted, nothing
+    appears under the final name, and after the bounded retries the error is reported."""
+    local = tmp_path / "changing.raw"
+    await asyncio.to_thread(local.write_bytes, b"\x01" * (16 * 1024 * 1024))
+    sha = await asyncio.to_thread(lambda: hashlib.sha256(local.read_bytes()).hexdigest())
+    directory = cache_dir()
+    proxy = await TcpProxy(node.host, node.port).start()
+    proxy.rate_limit = 8 * 1024 * 1024
+    creds = node.credentials(known_hosts=node.known_hosts_for_port(proxy.port))
+    async with (
+        SshPool(node.target(proxy.port), creds) as pool,
+        SshPool(node.target(), node.credentials()) as observer,
+    ):
+        upload = asyncio.create_task(
+            upload_image(pool, local, directory, retry=RetryPolicy(attempts=2, initial_delay=0.01))
+        )
+        deadline = time.monotonic() + 20
+        while not any(name.startswith(f".{sha}.partial-") for name in await listing(observer, directory)):
+            assert time.monotonic() < deadline, "no partial upload appeared"
+            await asyncio.sleep(0.02)
+        await asyncio.to_thread(local.write_bytes, b"\x02" * (16 * 1024 * 1024))  # same size, other bytes
+        proxy.rate_limit = None
+        with pytest.raises(TransferFailed, match="did not verify"):
+            await upload
+        assert await listing(observer, directory) == {}
+    await proxy.close()

@@ -23,6 +23,8 @@ from proxnix.proxmox.errors import (
 from tests.driver.conftest import Sim, SimNode, remote_process_exists
 from tests.driver.tcp_proxy import TcpProxy
 
+pytestmark = pytest.mark.e2e
+
 
 def expected_fingerprint(known_hosts_line: str, tmp_path: Path) -> str:
     """SHA256 fingerprint of a known_hosts line, computed by ssh-keygen (independently of the pool)."""
