@@ -30,10 +30,8 @@ the cluster runs (`pvesim fault`, or `pvesim.control.add_faults`).
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
-import shlex
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -60,12 +58,17 @@ class Rule:
     id: int = 0
 
     def matches(self, argv: list[str]) -> bool:
+        import fnmatch
+        import shlex
+
         words = shlex.split(self.cmd) if self.cmd else []
         if len(words) > len(argv):
             return False
         return all(fnmatch.fnmatchcase(arg, pattern) for pattern, arg in zip(words, argv, strict=False))
 
     def describe(self) -> str:
+        import shlex
+
         parts = []
         if self.node:
             parts.append(f"node={self.node}")
@@ -85,6 +88,8 @@ class Rule:
 
 def parse_spec(spec: str) -> list[Rule]:
     """Parse a SPEC (see the module docstring); raises SpecError with a readable message."""
+    import shlex
+
     lexer = shlex.shlex(spec, posix=True, punctuation_chars=";")
     lexer.whitespace_split = True
     rules: list[Rule] = []

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import time
 
-from pvesim import disks, runtime
+from pvesim import disks
 from pvesim.cliargs import Args
 from pvesim.conffile import VmConf
 from pvesim.context import Ctx
 from pvesim.errors import ParamError, PveError
 from pvesim.propstr import default_boot_order, drive_order_key, is_drive_name, memory_mib, parse_boot_order
+from pvesim.qm_power import boot
 from pvesim.schema import is_vm_option
 from pvesim.vmparams import new_uuid, normalize_value, read_sshkeys
 from pvesim.vmstatus import qemu_version
@@ -71,7 +72,7 @@ def cmd_create(ctx: Ctx, args: Args) -> int:
                 conf["boot"] = default_boot_order(conf)
             ctx.store.write(vmid, VmConf(main=conf))
             if args.flag("start"):
-                runtime.start(ctx.layout, vmid, ctx.node)
+                boot(ctx, vmid, ctx.store.read(vmid))
     except BaseException:
         disks.free_quietly(ctx, created)
         ctx.store.remove(vmid)

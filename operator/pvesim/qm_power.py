@@ -32,7 +32,7 @@ def _has_cloudinit(conf: dict[str, str]) -> bool:
     return any(is_drive_name(k) and "cloudinit" in (disks.drive_volume(v) or "") for k, v in conf.items())
 
 
-def _boot(ctx: Ctx, vmid: int, conf: VmConf) -> None:
+def boot(ctx: Ctx, vmid: int, conf: VmConf) -> None:
     """Apply pending changes, regenerate cloud-init, mark the VM running."""
     vmedit.apply_pending(ctx, vmid, conf)
     if _has_cloudinit(conf.main):
@@ -56,7 +56,7 @@ def cmd_start(ctx: Ctx, args: Args) -> int:
             raise PveError("you can't start a vm if it's a template")
         if runtime.get(ctx.layout, vmid, ctx.node):
             raise PveError(f"VM {vmid} already running")
-        _boot(ctx, vmid, conf)
+        boot(ctx, vmid, conf)
     return 0
 
 
@@ -124,7 +124,7 @@ def cmd_reboot(ctx: Ctx, args: Args) -> int:
         if run.status == "paused":
             raise PveError("VM is paused - cannot shutdown")
         _power_down(ctx, vmid, timeout, False)
-        _boot(ctx, vmid, conf)
+        boot(ctx, vmid, conf)
     return 0
 
 

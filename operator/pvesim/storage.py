@@ -12,7 +12,6 @@ import contextlib
 import math
 import os
 import re
-import shutil
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -343,6 +342,8 @@ class NodeStorage:
         other = NodeStorage(self.layout, target_node, self.settings, self.io)
         _, target, _ = other.volume_path(volid)
         target.parent.mkdir(parents=True, exist_ok=True)
+        import shutil
+
         shutil.move(str(path), str(target))
         if path.parent.name.isdigit():
             with contextlib.suppress(OSError):

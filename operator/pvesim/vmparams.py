@@ -5,9 +5,7 @@ URL-encoded (as the qm CLI does before calling the API).
 
 from __future__ import annotations
 
-import base64
 import os
-from urllib.parse import quote
 
 from pvesim.errors import PveError
 from pvesim.propstr import parse_net, print_net, split_propstr
@@ -17,6 +15,8 @@ _SALT_CHARS = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 def read_sshkeys(path: str) -> str:
+    from urllib.parse import quote  # lazily: costs a few ms of every qm start-up
+
     try:
         with open(path, encoding="utf-8") as fh:
             content = fh.read()
@@ -27,6 +27,7 @@ def read_sshkeys(path: str) -> str:
 
 def hash_password(password: str) -> str:
     """A `$5$salt$hash` string (the file stores a crypt hash; qm config only ever shows `**********`)."""
+    import base64
     import hashlib
 
     salt = "".join(_SALT_CHARS[b % len(_SALT_CHARS)] for b in os.urandom(8))

@@ -66,7 +66,7 @@ def test_same_vmid_created_on_two_nodes_at_once(pve1: SshNode, pve2: SshNode) ->
 def test_concurrent_operations_on_one_vmid_see_the_lock(pve: SimCluster, pve1: SshNode) -> None:
     pve.tune(lock_timeout=1.0)
     pve1.ok("qm create 100")
-    pve.add_faults('cmd="qm set" slow=5 count=1', node="pve1")  # a qm set that holds the config lock 5 s
+    pve.add_faults('cmd="qm set" slow=3 count=1', node="pve1")  # a qm set that holds the config lock 3 s
     holder = pve1.popen("qm set 100 --cores 2")
     _wait_until_locked(pve, "pve1", 100)
     started = time.monotonic()

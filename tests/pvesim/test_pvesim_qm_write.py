@@ -102,6 +102,26 @@ def test_vmid_used_on_another_node(pve1: SshNode, pve2: SshNode) -> None:
     assert pve2.ok("ls /var/lib/vz/images; ls /etc/pve/qemu-server") == ""
 
 
+def test_failed_create_task_removes_new_volumes_and_config(pve1: SshNode) -> None:
+    pve1.ok("printf 'QFI\\373garbage' > /var/lib/vz/import/broken.qcow2")
+    result = pve1.run(
+        "qm create 100 --scsi0 local-lvm:1 --scsi1 local-lvm:0,import-from=/var/lib/vz/import/broken.qcow2"
+    )
+    assert result.rc == 255
+    assert result.out.startswith('  Logical volume "vm-100-disk-0" created.\n')
+    assert "qemu-img info failed" in result.err
+    assert "\n" not in result.err.rstrip("\n")  # task errors are one line
+    assert pve1.ok("qm list; ls /etc/pve/qemu-server") == ""
+    assert pve1.ok("qm create 100 --scsi0 local-lvm:1").startswith(
+        '  Logical volume "vm-100-disk-0" created.'
+    )
+
+
+def test_create_and_start(pve1: SshNode) -> None:
+    assert pve1.ok("qm create 100 --start 1") == ""
+    assert pve1.ok("qm status 100") == "status: running\n"
+
+
 def test_create_stores_tags_as_given_and_set_normalises(pve1: SshNode) -> None:
     pve1.ok("qm create 100 --tags 'Web,db;web'")
     assert "tags: Web,db;web" in pve1.ok("qm config 100").splitlines()

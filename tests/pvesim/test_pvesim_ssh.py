@@ -34,7 +34,21 @@ def _plain_ssh(
 def test_acceptance_up_ssh_create_twice_down(tmp_path: Path) -> None:
     state = tmp_path / "x"
     up = subprocess.run(
-        [PVESIM, "up", "--nodes", "2", "--dir", str(state)], capture_output=True, text=True, check=False
+        [
+            PVESIM,
+            "up",
+            "--nodes",
+            "2",
+            "--dir",
+            str(state),
+            "--pve-version",
+            "pve2=8.2",
+            "--faults",
+            "cmd=pvesh fail=boom count=1",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert up.returncode == 0, up.stderr
     try:
@@ -60,6 +74,11 @@ def test_acceptance_up_ssh_create_twice_down(tmp_path: Path) -> None:
             "      VMID NAME                 STATUS     MEM(MB)    BOOTDISK(GB) PID       \n"
             "       100 VM 100               stopped    512                0.00 0         \n"
         )
+        faulted = _plain_ssh(
+            node2, "pvesh get /version --output-format json; pvesh get /version --output-format json"
+        )
+        assert (faulted.returncode, faulted.stderr) == (0, "boom\n")
+        assert json.loads(faulted.stdout)["release"] == "8.2"
         info = subprocess.run(
             [PVESIM, "info", "--dir", str(state)], capture_output=True, text=True, check=True
         )
