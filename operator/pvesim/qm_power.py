@@ -33,8 +33,11 @@ def _has_cloudinit(conf: dict[str, str]) -> bool:
 
 
 def boot(ctx: Ctx, vmid: int, conf: VmConf) -> None:
-    """Apply pending changes, regenerate cloud-init, mark the VM running."""
+    """Apply pending changes, activate the disks, regenerate cloud-init, mark the VM running."""
     vmedit.apply_pending(ctx, vmid, conf)
+    for key, volid in disks.referenced_volumes(conf.main):
+        if is_drive_name(key) and not ctx.storage.exists(volid):
+            raise PveError(f"volume '{volid}' does not exist")
     if _has_cloudinit(conf.main):
         ctx.out.write("generating cloud-init ISO\n")
         if ctx.settings.at_least("7.3"):

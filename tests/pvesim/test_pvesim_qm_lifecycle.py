@@ -35,6 +35,10 @@ def test_start_errors(pve1: SshNode, pve2: SshNode) -> None:
     )
     pve1.ok("qm create 100 --template 1")
     assert pve1.run("qm start 100").err == "you can't start a vm if it's a template\n"
+    pve1.ok("qm create 101 --scsi0 local:1; rm /var/lib/vz/images/101/vm-101-disk-0.raw")
+    gone = pve1.run("qm start 101")
+    assert (gone.rc, gone.err) == (255, "volume 'local:101/vm-101-disk-0.raw' does not exist\n")
+    assert pve1.ok("qm status 101") == "status: stopped\n"
 
 
 def test_stop_and_shutdown_of_missing_vms(pve1: SshNode, pve2: SshNode) -> None:
