@@ -222,3 +222,43 @@ async def test_pool_for_a_proxmox_node_spec(node: SimNode) -> None:
     async with SshPool.for_node(strict, secret, node_name=node.name) as refused:
         with pytest.raises(HostKeyMismatch):
             await refused.check()
+
+
+async def test_cancelling_a_command_ends_it_on_the_node(pool: SshPool) -> None:
+    marker = f"{uuid.uuid4().int % 10**6 + 1000}.75"
+    running = asyncio.create_task(pool.run(f"sleep {marker}", timeout_s=60))
+    deadline = time.monotonic() + 10
+    while not await remote_process_exists(f"sleep {marker}"):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    while await remote_process_exists(f"sleep {marker}"):
+        assert time.monotonic() < deadline, "the cancelled command kept running on the node"
+        await asyncio.sleep(0.1)
+    assert pool.stats.active == 0
+
+
+async def test_empty_stdin_is_an_immediate_eof(pool: SshPool) -> None:
+    result = await asyncio.wait_for(pool.run(["cat"], stdin=b""), timeout=10)
+    assert (result.exit_status, result.stdout) == (0, "")
+
+
+async def test_a_dropped_connection_ends_the_remote_command(node: SimNode) -> None:
+    proxy = await TcpProxy(node.host, node.port).start()
+    creds = node.credentials(known_hosts=node.known_hosts_for_port(proxy.port))
+    marker = f"{uuid.uuid4().int % 10**6 + 1000}.125"
+    async with SshPool(node.target(proxy.port), creds) as pool:
+        running = asyncio.create_task(pool.run(f"sleep {marker}", timeout_s=60))
+        deadline = time.monotonic() + 10
+        while not await remote_process_exists(f"sleep {marker}"):
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        proxy.drop_all()
+        with pytest.raises(ConnectionLost):
+            await running
+        while await remote_process_exists(f"sleep {marker}"):
+            assert time.monotonic() < deadline, "the command outlived its connection"
+            await asyncio.sleep(0.1)
+    await proxy.close()

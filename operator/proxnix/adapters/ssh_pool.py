@@ -4,8 +4,9 @@ What it owns:
 - connections to one node, reused and kept alive (SSH keepalives), each carrying several sessions (channels);
 - at most `max_sessions` commands (or SFTP sessions) at once on the node;
 - reconnection with exponential backoff after a drop or a failed connect;
-- a timeout on every command: the remote command runs under coreutils `timeout` (so it dies on the node even when
-  the connection is gone), and locally the channel is signalled and closed when the deadline passes;
+- a timeout on every command: the remote command runs under coreutils `timeout` (so it dies on the node at the
+  deadline even when the connection is gone), and a watcher on the session's stdin ends it as soon as the channel
+  closes (a cancelled call, a dropped connection); locally the channel is closed when the deadline passes;
 - host key verification against the Secret's known_hosts; trust-on-first-use only when explicitly enabled and
   known_hosts is empty: the first key is accepted, pinned for the pool's life, and its fingerprint exposed so the
   controller can record it (and pass it back as `pinned_fingerprint` after a restart);
@@ -465,9 +466,23 @@ class SshPool:
 
     # --- commands ------------------------------------------------------------------------------------------------
 
-    def _wrap(self, command: str, timeout: float) -> str:
-        """Run under coreutils `timeout` in `sh -c`, so the node kills it even if the connection is gone."""
-        return f"timeout -k {self.settings.kill_grace:g}s {timeout:g}s sh -c {shlex.quote(command)}"
+    def _wrap(self, command: str, timeout: float, *, lifeline: bool) -> str:
+        """The command line sent to the node.
+
+        The command runs under coreutils `timeout` (in `sh -c`), so the node kills it at the deadline even if the
+        connection is gone. With `lifeline` (no stdin data to send) the session's stdin is kept open and watched:
+        when it reaches EOF — the client closed the channel (cancelled) or the connection died — the command is
+        sent SIGTERM (`timeout` passes it on to the command's process group). SSH "signal" requests alone cannot
+        do this: sshd refuses them for forced commands.
+        """
+        inner = f"timeout -k {self.settings.kill_grace:g}s {timeout:g}s sh -c {shlex.quote(command)}"
+        if not lifeline:
+            return inner
+        return (
+            f"exec 3<&0; {inner} </dev/null 3<&- & p=$!; "
+            '( while read -r _; do :; done <&3; kill -TERM "$p" ) >/dev/null 2>&1 & w=$!; '
+            'exec 3<&-; wait "$p"; rc=$?; kill "$w" 2>/dev/null; exit "$rc"'
+        )
 
     async def run(
         self,
@@ -487,7 +502,7 @@ class SshPool:
             started = time.monotonic()
             try:
                 process = await conn.ssh.create_process(
-                    self._wrap(text, limit), encoding=None, stdin=asyncssh.PIPE
+                    self._wrap(text, limit, lifeline=stdin is None), encoding=None, stdin=asyncssh.PIPE
                 )
             except (asyncssh.Error, OSError) as exc:
                 if not isinstance(
@@ -499,10 +514,19 @@ class SshPool:
                     node=self.target.node,
                 ) from None  # fmt: skip
             try:
+                if stdin is not None:
+                    process.stdin.write(stdin)
+                    process.stdin.write_eof()
                 stdout, stderr = await asyncio.wait_for(
-                    process.communicate(stdin or b""),
+                    process.communicate(),
                     timeout=limit + self.settings.kill_grace + 5.0,
                 )
+            except asyncio.CancelledError:
+                # The caller gave up (e.g. a handler was cancelled): end the remote command too.
+                with contextlib.suppress(Exception):
+                    process.kill()
+                process.close()
+                raise
             except TimeoutError:
                 with contextlib.suppress(Exception):
                     process.kill()
