@@ -167,6 +167,8 @@ def cmd_destroy(ctx: Ctx, args: Args) -> int:
             check_lock(conf.main)
         if runtime.get(ctx.layout, vmid, ctx.node):
             raise PveError(f"VM {vmid} is running - destroy failed")
+        conf.main["lock"] = "destroyed"
+        ctx.store.write(vmid, conf)
         volumes = []
         for section in (conf.main, conf.pending, *conf.snapshots.values()):
             for _, volid in disks.referenced_volumes(section):
