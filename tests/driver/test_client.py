@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from proxnix.adapters.proxmox_client import ProxmoxClient, RetryPolicy
+from proxnix.adapters.proxmox_client import ProxmoxClient, QmDialect, RetryPolicy
 from proxnix.adapters.ssh_pool import PoolSettings, SshPool
 from proxnix.proxmox.errors import (
     CommandFailed,
@@ -236,3 +236,20 @@ async def test_reads_and_cluster(sim: Sim, client: ProxmoxClient) -> None:
 async def test_retry_policy_delays_grow() -> None:
     policy = RetryPolicy(initial_delay=1, max_delay=5, jitter=0)
     assert [policy.delay(n) for n in (1, 2, 3, 4)] == [1, 2, 4, 5]
+
+
+def test_dialect_for_version() -> None:
+    assert QmDialect.for_version("8.3.0").legacy_disk_commands is False
+    assert QmDialect.for_version("7.3-1").legacy_disk_commands is False
+    assert QmDialect.for_version("7.2-4").legacy_disk_commands is True
+    assert QmDialect.for_version("garbage").legacy_disk_commands is False
+
+
+async def test_legacy_disk_commands(sim: Sim, client: ProxmoxClient) -> None:
+    legacy = ProxmoxClient(client.pool, "pve1", retry=FAST_RETRY, dialect=QmDialect.for_version("7.2"))
+    vmid, owner = sim.vmid(), owner_for("legacy")
+    await legacy.create_vm(definition(vmid, "legacy"), owner)
+    await legacy.pool.run(["qm", "set", str(vmid), "--scsi0", "local-lvm:1"])
+    since = time.time()
+    assert await legacy.resize_disk(vmid, owner.uid, "scsi0", 2) is True
+    assert [c.argv[:2] for c in sim.calls("pve1") if c.ts >= since] == [("qm", "resize")]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeVar
@@ -93,6 +94,13 @@ class QmDialect:
 
     legacy_disk_commands: bool = False  # `qm importdisk` / `qm resize` (PVE < 7.3)
     use_digest: bool = True  # `qm set --digest` (optimistic concurrency on the checked config)
+
+    @classmethod
+    def for_version(cls, version: str) -> QmDialect:
+        """The dialect of a node whose `pvesh get /version` reported `version` (e.g. "8.3.0", "7.2-4")."""
+        parts = re.findall(r"[0-9]+", version)[:2]
+        major, minor = (int(parts[0]), int(parts[1]) if len(parts) > 1 else 0) if parts else (8, 0)
+        return cls(legacy_disk_commands=(major, minor) < (7, 3))
 
 
 class ProxmoxClient:
