@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pvesim.layout import Layout
 
 
-@dataclass(frozen=True)
-class Call:
+class Call(NamedTuple):
     """One qm or pvesh invocation."""
 
     ts: float
@@ -44,8 +42,7 @@ class Call:
         return self.argv[: len(words)] == words
 
 
-@dataclass(frozen=True)
-class Session:
+class Session(NamedTuple):
     """One SSH session (exec request or subsystem) and the command line the client sent."""
 
     ts: float

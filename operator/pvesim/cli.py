@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import asdict
 from typing import Any
 
 from pvesim import calllog, control, faults
@@ -148,14 +147,14 @@ def run(argv: list[str]) -> int:
         if args.sessions:
             for s in calllog.read_sessions(state_dir, args.node):
                 print(
-                    json.dumps(asdict(s))
+                    json.dumps(s._asdict())
                     if args.json
                     else f"{s.ts:.0f}\t{s.node}\trc={s.rc}\t{s.duration:.2f}s\t{s.command}"
                 )
         else:
             for c in calllog.read(state_dir, args.node):
                 if args.json:
-                    print(json.dumps(asdict(c)))
+                    print(json.dumps(c._asdict()))
                 else:
                     fault = f"\tfault={c.fault}" if c.fault else ""
                     print(f"{c.ts:.3f}\t{c.node}\trc={c.rc}\t{c.duration:.3f}s\t{c.command}{fault}")

@@ -9,16 +9,15 @@ followed by the usage line.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from pvesim.errors import UsageError
 
 
-@dataclass
 class Args:
-    positional: dict[str, str] = field(default_factory=dict)
-    options: dict[str, str] = field(default_factory=dict)
-    order: list[str] = field(default_factory=list)  # option names in command-line order
+    def __init__(self) -> None:
+        self.positional: dict[str, str] = {}
+        self.options: dict[str, str] = {}
+        self.order: list[str] = []  # option names in command-line order
 
     def flag(self, name: str) -> bool:
         value = self.options.get(name)

@@ -9,7 +9,6 @@ On reading, trailing whitespace of a description is stripped.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 _SECTION_RE = re.compile(r"^\[([a-z][a-z0-9_\-]+)\]\s*$", re.IGNORECASE)
 _KV_RE = re.compile(r"^([a-z][a-z_\-]*\d*):\s*(.*?)\s*$")
@@ -31,15 +30,22 @@ def decode_text(text: str) -> str:
     return _DECODE_RE.sub(lambda m: bytes([int(m.group(1), 16)]), raw).decode("utf-8", "replace")
 
 
-@dataclass
 class VmConf:
     """One VM config: main section, pending changes, cloud-init snapshot, snapshots (values as stored)."""
 
-    main: dict[str, str] = field(default_factory=dict)
-    pending: dict[str, str] = field(default_factory=dict)
-    cloudinit: dict[str, str] = field(default_factory=dict)
-    snapshots: dict[str, dict[str, str]] = field(default_factory=dict)
-    digest: str = ""
+    def __init__(
+        self,
+        main: dict[str, str] | None = None,
+        pending: dict[str, str] | None = None,
+        cloudinit: dict[str, str] | None = None,
+        snapshots: dict[str, dict[str, str]] | None = None,
+        digest: str = "",
+    ) -> None:
+        self.main: dict[str, str] = main if main is not None else {}
+        self.pending: dict[str, str] = pending if pending is not None else {}
+        self.cloudinit: dict[str, str] = cloudinit if cloudinit is not None else {}
+        self.snapshots: dict[str, dict[str, str]] = snapshots if snapshots is not None else {}
+        self.digest = digest
 
     def pending_delete(self) -> dict[str, bool]:
         """Keys marked for deletion in [PENDING] (value: forced with `!`)."""

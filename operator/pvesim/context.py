@@ -13,14 +13,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from pvesim import locks
 from pvesim.errors import PveError, TaskError
 from pvesim.faults import Rule
 from pvesim.layout import Layout
-from pvesim.storage import NodeStorage
 from pvesim.vmstore import VmStore
+
+if TYPE_CHECKING:
+    from pvesim.storage import NodeStorage
 
 
 class Ctx:
@@ -52,6 +54,8 @@ class Ctx:
 
     @cached_property
     def storage(self) -> NodeStorage:
+        from pvesim.storage import NodeStorage  # lazily: most commands never touch a storage
+
         return NodeStorage(self.layout, self.node, self.settings, self)
 
     def fault(self, action: str) -> Rule | None:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pvesim import locks
@@ -45,17 +44,41 @@ class SpecError(ValueError):
     pass
 
 
-@dataclass
 class Rule:
-    action: str
-    arg: str | None = None
-    node: str | None = None
-    cmd: str = ""
-    rc: int = 255
-    count: int | None = None
-    prob: float = 1.0
-    skip: int = 0
-    id: int = 0
+    """One fault rule (see the module docstring for the meaning of each field)."""
+
+    FIELDS = ("action", "arg", "node", "cmd", "rc", "count", "prob", "skip", "id")
+
+    def __init__(
+        self,
+        action: str,
+        arg: str | None = None,
+        node: str | None = None,
+        cmd: str = "",
+        rc: int = 255,
+        count: int | None = None,
+        prob: float = 1.0,
+        skip: int = 0,
+        id: int = 0,
+    ) -> None:
+        self.action = action
+        self.arg = arg
+        self.node = node
+        self.cmd = cmd
+        self.rc = rc
+        self.count = count
+        self.prob = prob
+        self.skip = skip
+        self.id = id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.FIELDS}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Rule) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"Rule({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items())})"
 
     def matches(self, argv: list[str]) -> bool:
         import fnmatch
@@ -146,10 +169,10 @@ def _parse_rule(tokens: list[str]) -> Rule:
     return Rule(action=name, arg=arg, **values)
 
 
-@dataclass
 class NodeFaults:
-    rules: list[Rule] = field(default_factory=list)
-    next_id: int = 1
+    def __init__(self, rules: list[Rule] | None = None, next_id: int = 1) -> None:
+        self.rules: list[Rule] = rules if rules is not None else []
+        self.next_id = next_id
 
     @property
     def down(self) -> bool:
@@ -171,7 +194,7 @@ def save(layout: Layout, node: str, faults: NodeFaults) -> None:
         return
     tmp = path.with_name(f".faults.tmp{os.getpid()}")
     tmp.write_text(
-        json.dumps({"rules": [asdict(r) for r in faults.rules], "next_id": faults.next_id}, indent=1)
+        json.dumps({"rules": [r.to_dict() for r in faults.rules], "next_id": faults.next_id}, indent=1)
     )
     os.replace(tmp, path)
 
@@ -185,7 +208,7 @@ def add(layout: Layout, node: str, rules: list[Rule]) -> list[Rule]:
         faults = load(layout, node)
         added = []
         for rule in rules:
-            copy = Rule(**asdict(rule))
+            copy = Rule(**rule.to_dict())
             copy.node = node
             copy.id = faults.next_id
             faults.next_id += 1

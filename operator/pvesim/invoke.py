@@ -7,7 +7,6 @@ import contextlib
 import signal
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from types import FrameType
 
@@ -60,6 +59,8 @@ def run(tool: str, argv: list[str], dispatch: Callable[[Ctx, list[str]], int]) -
     except BrokenPipeError:
         rc = 255
     except Exception:  # a simulator bug: make it loud
+        import traceback
+
         sys.stdout.flush()
         sys.stderr.write("pvesim internal error:\n" + traceback.format_exc())
         rc = 255

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -38,24 +37,38 @@ ENV_NODE = "PVESIM_NODE"
 PVE_VERSIONS = ("7.4", "8.0", "8.1", "8.2", "8.3", "8.4")
 
 
-@dataclass
-class Settings:
-    """Behaviour knobs of one node (cluster defaults overridden per node). All times in seconds."""
+DEFAULTS: dict[str, Any] = {
+    "pve_version": "8.3",
+    "latency": 0.0,  # added to every qm/pvesh invocation (the start-up cost of the real Perl tools)
+    "lock_timeout": 10.0,  # per-VMID config flock
+    "create_lock_timeout": 5.0,  # placeholder config flock of `qm create`
+    "agent_delay": 0.0,  # the guest agent answers this long after start
+    "agent_ping_timeout": 0.0,  # how long a failing guest-ping waits (3 s on a real node)
+    "shutdown_delay": 0.0,  # how long a cooperative guest takes to power off
+    "statd_lag": 0.0,  # /cluster/resources shows a new VM with status unknown this long after creation
+}
 
-    pve_version: str = "8.3"
-    latency: float = 0.0  # added to every qm/pvesh invocation (the start-up cost of the real Perl tools)
-    lock_timeout: float = 10.0  # per-VMID config flock
-    create_lock_timeout: float = 5.0  # placeholder config flock of `qm create`
-    agent_delay: float = 0.0  # guest agent answers this long after start
-    agent_ping_timeout: float = 0.0  # how long a failing guest-ping waits (3 s on a real node)
-    shutdown_delay: float = 0.0  # how long a cooperative guest takes to power off
-    statd_lag: float = 0.0  # /cluster/resources shows a VM with status unknown this long after creation
+
+class Settings:
+    """Behaviour knobs of one node (cluster defaults overridden per node). All times in seconds; see DEFAULTS."""
+
+    pve_version: str
+    latency: float
+    lock_timeout: float
+    create_lock_timeout: float
+    agent_delay: float
+    agent_ping_timeout: float
+    shutdown_delay: float
+    statd_lag: float
+
+    def __init__(self, **values: Any) -> None:
+        for name, default in DEFAULTS.items():
+            value = values.get(name, default)
+            setattr(self, name, str(value) if name == "pve_version" else float(value))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Settings:
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        return cls(**values)
+        return cls(**{k: v for k, v in data.items() if k in DEFAULTS})
 
     def version_tuple(self) -> tuple[int, int]:
         major, minor = self.pve_version.split(".")[:2]
@@ -66,14 +79,14 @@ class Settings:
         return self.version_tuple() >= (int(major), int(minor))
 
 
-SETTING_NAMES = tuple(f.name for f in fields(Settings))
+SETTING_NAMES = tuple(DEFAULTS)
 
 
-@dataclass(frozen=True)
 class Layout:
     """Paths of one state folder."""
 
-    root: Path
+    def __init__(self, root: Path) -> None:
+        self.root = root
 
     @classmethod
     def from_env(cls) -> tuple[Layout, str]:

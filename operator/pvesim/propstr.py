@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 
 KIB = 1024
 MIB = 1024**2
@@ -163,10 +162,12 @@ def drive_order_key(key: str) -> int:
     return len(DRIVE_NAMES) + (int(match.group(1)) if match else 999)
 
 
-@dataclass
 class Drive:
-    file: str
-    opts: dict[str, str] = field(default_factory=dict)
+    """A drive option: the volume (`file`) and its other keys."""
+
+    def __init__(self, file: str, opts: dict[str, str] | None = None) -> None:
+        self.file = file
+        self.opts: dict[str, str] = opts if opts is not None else {}
 
     @property
     def is_cdrom(self) -> bool:

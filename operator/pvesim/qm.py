@@ -6,36 +6,26 @@ with PVESIM_DIR and PVESIM_NODE set.
 
 from __future__ import annotations
 
+import importlib
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from pvesim import cliargs, schema
 from pvesim.cliargs import Args
 from pvesim.context import Ctx
 from pvesim.errors import ParamError, PveError
 from pvesim.propstr import DRIVE_NAMES
-from pvesim.qm_create import cmd_create
-from pvesim.qm_disk import cmd_import, cmd_resize
-from pvesim.qm_guest import COMMANDS as GUEST_COMMANDS
-from pvesim.qm_guest import cmd_guest
-from pvesim.qm_migrate import cmd_migrate
-from pvesim.qm_power import (
-    cmd_destroy,
-    cmd_reboot,
-    cmd_resume,
-    cmd_shutdown,
-    cmd_start,
-    cmd_stop,
-    cmd_suspend,
-)
-from pvesim.qm_read import cmd_config, cmd_list, cmd_pending, cmd_status
-from pvesim.qm_set import cmd_set, cmd_unlock
 from pvesim.schema import Validator
 
 _STR = schema.STR()
 _BOOL = schema.BOOL
+GUEST_COMMANDS = (
+    "fsfreeze-freeze", "fsfreeze-status", "fsfreeze-thaw", "fstrim", "get-fsinfo", "get-host-name",
+    "get-memory-block-info", "get-memory-blocks", "get-osinfo", "get-time", "get-timezone", "get-users",
+    "get-vcpus", "info", "network-get-interfaces", "ping", "shutdown", "suspend-disk", "suspend-hybrid",
+    "suspend-ram",
+)  # fmt: skip
 
 
 def _size(value: str, modern: bool) -> str:
@@ -44,13 +34,23 @@ def _size(value: str, modern: bool) -> str:
     return value
 
 
-@dataclass(frozen=True)
 class Command:
-    words: tuple[str, ...]
-    positional: tuple[tuple[str, Validator], ...]
-    run: Callable[[Ctx, Args], int]
-    options: dict[str, Validator] = field(default_factory=dict)
-    vm_options: bool = False
+    """One qm command: its words, positional parameters, options and implementation (`module:function`,
+    imported only when the command runs, to keep the start-up of every qm call light)."""
+
+    def __init__(
+        self,
+        words: tuple[str, ...],
+        positional: tuple[tuple[str, Validator], ...],
+        run: str,
+        options: dict[str, Validator] | None = None,
+        vm_options: bool = False,
+    ) -> None:
+        self.words = words
+        self.positional = positional
+        self.run = run
+        self.options: dict[str, Validator] = options or {}
+        self.vm_options = vm_options
 
     @property
     def usage(self) -> str:
@@ -67,57 +67,66 @@ class Command:
             return schema.vm_validator(name)
         return None
 
+    def implementation(self) -> Callable[[Ctx, Args], int]:
+        module, _, function = self.run.partition(":")
+        func: Callable[[Ctx, Args], int] = getattr(importlib.import_module(f"pvesim.{module}"), function)
+        return func
+
 
 _VMID = (("vmid", schema.VMID),)
 _SKIPLOCK = {"skiplock": _BOOL}
 _DISK_ENUM = schema.ENUM(*DRIVE_NAMES)
 
 _TABLE = [
-    Command(("list",), (), cmd_list, {"full": _BOOL}),
-    Command(("config",), _VMID, cmd_config, {"current": _BOOL, "snapshot": _STR}),
-    Command(("status",), _VMID, cmd_status, {"verbose": _BOOL}),
-    Command(("pending",), _VMID, cmd_pending),
-    Command(("create",), _VMID, cmd_create, dict(schema.CREATE_OPTIONS), vm_options=True),
-    Command(("set",), _VMID, cmd_set, dict(schema.SET_OPTIONS), vm_options=True),
+    Command(("list",), (), "qm_read:cmd_list", {"full": _BOOL}),
+    Command(("config",), _VMID, "qm_read:cmd_config", {"current": _BOOL, "snapshot": _STR}),
+    Command(("status",), _VMID, "qm_read:cmd_status", {"verbose": _BOOL}),
+    Command(("pending",), _VMID, "qm_read:cmd_pending"),
+    Command(("create",), _VMID, "qm_create:cmd_create", dict(schema.CREATE_OPTIONS), vm_options=True),
+    Command(("set",), _VMID, "qm_set:cmd_set", dict(schema.SET_OPTIONS), vm_options=True),
     Command(
         ("disk", "import"),
         (*_VMID, ("source", _STR), ("storage", _STR)),
-        cmd_import,
+        "qm_disk:cmd_import",
         {"format": schema.ENUM("raw", "qcow2", "vmdk"), "target-disk": _DISK_ENUM},
     ),
     Command(
         ("disk", "resize"),
         (*_VMID, ("disk", _DISK_ENUM), ("size", _size)),
-        cmd_resize,
+        "qm_disk:cmd_resize",
         {"digest": _STR, **_SKIPLOCK},
     ),
-    Command(("start",), _VMID, cmd_start, {"timeout": schema.INT(0), "machine": _STR, **_SKIPLOCK}),
+    Command(
+        ("start",), _VMID, "qm_power:cmd_start", {"timeout": schema.INT(0), "machine": _STR, **_SKIPLOCK}
+    ),
     Command(
         ("stop",),
         _VMID,
-        cmd_stop,
+        "qm_power:cmd_stop",
         {"timeout": schema.INT(0), "keepActive": _BOOL, "overrule-shutdown": _BOOL, **_SKIPLOCK},
     ),
     Command(
         ("shutdown",),
         _VMID,
-        cmd_shutdown,
+        "qm_power:cmd_shutdown",
         {"timeout": schema.INT(0), "forceStop": _BOOL, "keepActive": _BOOL, **_SKIPLOCK},
     ),
-    Command(("reboot",), _VMID, cmd_reboot, {"timeout": schema.INT(0)}),
-    Command(("suspend",), _VMID, cmd_suspend, {"todisk": _BOOL, "statestorage": _STR, **_SKIPLOCK}),
-    Command(("resume",), _VMID, cmd_resume, {"nocheck": _BOOL, **_SKIPLOCK}),
+    Command(("reboot",), _VMID, "qm_power:cmd_reboot", {"timeout": schema.INT(0)}),
+    Command(
+        ("suspend",), _VMID, "qm_power:cmd_suspend", {"todisk": _BOOL, "statestorage": _STR, **_SKIPLOCK}
+    ),
+    Command(("resume",), _VMID, "qm_power:cmd_resume", {"nocheck": _BOOL, **_SKIPLOCK}),
     Command(
         ("destroy",),
         _VMID,
-        cmd_destroy,
+        "qm_power:cmd_destroy",
         {"purge": _BOOL, "destroy-unreferenced-disks": _BOOL, **_SKIPLOCK},
     ),
-    Command(("guest", "cmd"), (*_VMID, ("command", schema.ENUM(*GUEST_COMMANDS))), cmd_guest),
+    Command(("guest", "cmd"), (*_VMID, ("command", schema.ENUM(*GUEST_COMMANDS))), "qm_guest:cmd_guest"),
     Command(
         ("migrate",),
         (*_VMID, ("target", _STR)),
-        cmd_migrate,
+        "qm_migrate:cmd_migrate",
         {
             "online": _BOOL,
             "with-local-disks": _BOOL,
@@ -128,7 +137,7 @@ _TABLE = [
             "migration_network": _STR,
         },
     ),
-    Command(("unlock",), _VMID, cmd_unlock),
+    Command(("unlock",), _VMID, "qm_set:cmd_unlock"),
 ]
 COMMANDS: dict[tuple[str, ...], Command] = {c.words: c for c in _TABLE}
 ALIASES = {("importdisk",): ("disk", "import"), ("resize",): ("disk", "resize"), ("agent",): ("guest", "cmd")}
@@ -170,7 +179,7 @@ def dispatch(ctx: Ctx, argv: list[str]) -> int:
     )
     args.options = {name: normalised[name] for name in args.options}
     try:
-        return command.run(ctx, args)
+        return command.implementation()(ctx, args)
     except ParamError as exc:
         raise exc.with_usage(command.usage) from None
 

@@ -13,29 +13,6 @@ from pvesim.guest import network_interfaces
 from pvesim.propstr import PropError, normalize_bool, split_propstr
 from pvesim.render import perl_json_pretty
 
-COMMANDS = (
-    "fsfreeze-freeze",
-    "fsfreeze-status",
-    "fsfreeze-thaw",
-    "fstrim",
-    "get-fsinfo",
-    "get-host-name",
-    "get-memory-block-info",
-    "get-memory-blocks",
-    "get-osinfo",
-    "get-time",
-    "get-timezone",
-    "get-users",
-    "get-vcpus",
-    "info",
-    "network-get-interfaces",
-    "ping",
-    "shutdown",
-    "suspend-disk",
-    "suspend-hybrid",
-    "suspend-ram",
-)
-
 
 def agent_enabled(conf: dict[str, str]) -> bool:
     try:

@@ -10,17 +10,19 @@ import contextlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
 
 from pvesim.layout import Layout
 
 
-@dataclass
 class RunState:
-    node: str
-    status: str  # running | paused
-    pid: int
-    started: float
+    def __init__(self, node: str, status: str, pid: int, started: float) -> None:
+        self.node = node
+        self.status = status  # running | paused
+        self.pid = pid
+        self.started = started
+
+    def to_dict(self) -> dict[str, object]:
+        return {"node": self.node, "status": self.status, "pid": self.pid, "started": self.started}
 
     @property
     def uptime(self) -> int:
@@ -41,7 +43,7 @@ def get(layout: Layout, vmid: int, node: str | None = None) -> RunState | None:
 def put(layout: Layout, vmid: int, state: RunState) -> None:
     path = layout.runtime_path(vmid)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(asdict(state)))
+    tmp.write_text(json.dumps(state.to_dict()))
     os.replace(tmp, path)
 
 

@@ -13,7 +13,6 @@ import math
 import os
 import re
 import struct
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -40,11 +39,13 @@ _DISK_N_RE = re.compile(r"^(?:vm|base)-(\d+)-disk-(\d+)(?:\.\w+)?$")
 VALID_FORMATS = {"dir": ("raw", "qcow2", "vmdk"), "lvmthin": ("raw",)}
 
 
-@dataclass
 class StorageDef:
-    storeid: str
-    type: str
-    options: dict[str, str] = field(default_factory=dict)
+    """One storage.cfg entry."""
+
+    def __init__(self, storeid: str, type: str, options: dict[str, str] | None = None) -> None:
+        self.storeid = storeid
+        self.type = type
+        self.options: dict[str, str] = options if options is not None else {}
 
     @property
     def content(self) -> set[str]:
