@@ -8,6 +8,7 @@ VM, keep running until Ctrl-C) and, as the `Sandbox` class, by the end-to-end te
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -258,7 +259,7 @@ class Sandbox:
                     "port": node.port,
                     "user": node.user,
                     "credentialsSecretRef": {"name": f"{node.name}-ssh"},
-                    "probeInterval": "10s",
+                    "probeInterval": f"{max(1, int(self.config.resync_interval))}s",
                 },
             }
             docs += [secret, pnode]
@@ -324,3 +325,98 @@ def running_sandbox(config: SandboxConfig, *, operator: bool = True) -> Iterator
         yield sandbox
     finally:
         sandbox.down()
+
+
+DEMO_VMS = (("web01", 100, "pve1"), ("db01", 101, "pve2"))
+
+
+def _demo_manifest(sandbox: Sandbox, image: Path) -> str:
+    assert sandbox.cluster is not None
+    nodes = [n.name for n in sandbox.cluster.nodes]
+    docs = [
+        {
+            "apiVersion": "proxnix.io/v1alpha1",
+            "kind": "ProxmoxVM",
+            "metadata": {"name": name, "namespace": sandbox.config.namespace},
+            "spec": {
+                "node": node if node in nodes else nodes[0],
+                "vmid": vmid,
+                "cores": 2,
+                "memoryMiB": 1024,
+                "disk": {"sizeGiB": 4},
+                "image": {"source": str(image)},
+                "tags": ["demo"],
+            },
+        }
+        for name, vmid, node in DEMO_VMS
+    ]
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m proxnix_testbed.sandbox`: everything up, two demo VMs deployed, running until Ctrl-C."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m proxnix_testbed.sandbox", description=main.__doc__)
+    parser.add_argument(
+        "--dir", type=Path, default=REPO_ROOT / ".sandbox", help="state folder (default .sandbox)"
+    )
+    parser.add_argument("--nodes", type=int, default=2, help="simulated Proxmox nodes (default 2)")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every qm/pvesh call")
+    parser.add_argument("--no-demo", action="store_true", help="do not deploy the demo VMs")
+    parser.add_argument(
+        "--exit-when-ready", action="store_true", help="stop everything once the demo is Running"
+    )
+    args = parser.parse_args(argv)
+
+    if args.dir.exists():
+        with contextlib.suppress(Exception):  # a previous sandbox that is already gone
+            control.down(args.dir / "pvesim")
+        shutil.rmtree(args.dir)
+    config = SandboxConfig(dir=args.dir, nodes=args.nodes, latency=args.latency, resync_interval=15.0)
+    stop = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    with running_sandbox(config) as sb:
+        print(f"sandbox: {args.nodes} simulated Proxmox nodes, test API at {sb.api_url}, operator running")
+        if not args.no_demo:
+            image = sb.make_image("nixos-demo", "2G")
+            sb.apply(_demo_manifest(sb, image))
+            print("sandbox: deployed the demo VMs; waiting until they run ...")
+            started = time.monotonic()
+            for name, _, _ in DEMO_VMS:
+                sb.wait_for(
+                    lambda name=name: (
+                        (o := sb.get("proxmoxvm", name))  # type: ignore[misc]
+                        and o["status"].get("phase") == "Running"
+                        and o["status"].get("ipAddresses")
+                    ),
+                    120,
+                    f"{name} Running",
+                )
+            print(f"sandbox: demo VMs Running after {time.monotonic() - started:.1f} s\n")
+        print(sb.kubectl("get", "proxnix", "-n", config.namespace, "-o", "wide").out)
+        print(f"Try:\n  export KUBECONFIG={sb.kubeconfig}\n  kubectl get proxmoxvms -o wide\n")
+        print('  kubectl patch pvm web01 --type merge -p \'{"spec":{"memoryMiB":2048}}\'')
+        print(f"  .venv/bin/pvesim ssh --dir {sb.sim_dir} pve1 qm list\n")
+        if args.exit_when_ready:
+            return 0
+        print("sandbox: running; Ctrl-C stops everything.")
+        try:
+            while not stop:
+                time.sleep(0.5)
+                if sb.operator is not None and sb.operator.poll() is not None:
+                    print("sandbox: the operator exited:\n" + sb.operator_log()[-3000:], file=sys.stderr)
+                    return 1
+        except KeyboardInterrupt:
+            pass
+        print("\nsandbox: stopping")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

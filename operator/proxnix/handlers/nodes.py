@@ -48,14 +48,14 @@ def _probe_interval(spec: kopf.Spec) -> float:
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     """Add the ProxmoxNode handlers to `registry`."""
 
-    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
-    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
-    @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.resume(GROUP, VERSION, PLURAL, id="probe", registry=registry)
+    @kopf.on.create(GROUP, VERSION, PLURAL, id="probe", registry=registry)
+    @kopf.on.update(GROUP, VERSION, PLURAL, id="probe", registry=registry)
     async def node_changed(body: kopf.Body, patch: kopf.Patch, memo: Any, **_: Any) -> None:
         """Configure the pool from the spec and Secret, and probe the node."""
         await _probe(body, patch, memo)
 
-    @kopf.timer(GROUP, VERSION, PLURAL, interval=config.node_tick, registry=registry)
+    @kopf.timer(GROUP, VERSION, PLURAL, interval=config.node_tick, id="probe-timer", registry=registry)
     async def node_probe(body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, memo: Any, **_: Any) -> None:
         """Probe the node every spec.probeInterval (re-reading its Secret); the result feeds the VMs' resync."""
         key = f"{body.metadata.namespace}/{body.metadata.name}"
@@ -66,7 +66,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         with contextlib.suppress(kopf.TemporaryError, kopf.PermanentError):
             await _probe(body, patch, memo)
 
-    @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, registry=registry)
+    @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, id="close-pool", registry=registry)
     async def node_deleted(body: kopf.Body, memo: Any, **_: Any) -> None:
         """Close the node's SSH pool."""
         ctx: OperatorContext = memo.ctx

@@ -75,9 +75,9 @@ def _apply(body: kopf.Body, patch: kopf.Patch, outcome: VmOutcome) -> None:
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     """Add the ProxmoxVM handlers to `registry`."""
 
-    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
-    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
-    @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.resume(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
+    @kopf.on.create(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
+    @kopf.on.update(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
     async def vm_changed(body: kopf.Body, patch: kopf.Patch, memo: Any, retry: int, **_: Any) -> None:
         """Make the VM on its node match the spec."""
         ctx: OperatorContext = memo.ctx
@@ -96,7 +96,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         if outcome.waiting_for_agent and retry < config.agent_wait_retries:
             raise kopf.TemporaryError("waiting for the guest agent to report addresses", delay=3)
 
-    @kopf.timer(GROUP, VERSION, PLURAL, interval=config.resync_interval, registry=registry)
+    @kopf.timer(GROUP, VERSION, PLURAL, interval=config.resync_interval, id="resync", registry=registry)
     async def vm_resync(body: kopf.Body, patch: kopf.Patch, memo: Any, **_: Any) -> None:
         """Re-observe from the node's cached inventory (one call per node per interval) and correct drift."""
         ctx: OperatorContext = memo.ctx
@@ -115,7 +115,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         )
         _post(body, [e for e in outcome.events if e.type == "Normal" or newly_stalled])
 
-    @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.delete(GROUP, VERSION, PLURAL, id="destroy", registry=registry)
     async def vm_deleted(body: kopf.Body, patch: kopf.Patch, memo: Any, **_: Any) -> None:
         """Destroy the VM (deletionPolicy Delete, not protected, ours) or keep it; then let the object go."""
         ctx: OperatorContext = memo.ctx

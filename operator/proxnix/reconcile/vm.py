@@ -127,7 +127,7 @@ class VmReconciler:
     def __init__(self, nodes: NodeDirectory, images: LocalImages) -> None:
         self.nodes = nodes
         self.images = images
-        self._agent_checked: dict[str, float] = {}
+        self._agent_seen: dict[str, tuple[float, list[str]]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     def lock_for(self, uid: str) -> asyncio.Lock:
@@ -142,7 +142,7 @@ class VmReconciler:
     def forget(self, uid: str) -> None:
         """Drop per-object state after the object is gone."""
         self._locks.pop(uid, None)
-        self._agent_checked.pop(uid, None)
+        self._agent_seen.pop(uid, None)
 
     def _node(self, vm: VmRef) -> NodeHandle | None:
         return self.nodes.get(vm.namespace, vm.spec.node)
@@ -315,13 +315,15 @@ class VmReconciler:
         """Read the VM's addresses from the guest agent when they are unknown or stale (one qm call)."""
         obs = facts.observation
         if not facts.owned or obs is None or obs.power_state != "running":
-            self._agent_checked.pop(vm.uid, None)
+            self._agent_seen.pop(vm.uid, None)
             return
         if obs.config is not None and not obs.config.agent_enabled:
             facts.agent = ("False", "AgentNotConfigured", "the VM has no guest agent configured")
             return
-        last = self._agent_checked.get(vm.uid)
-        if vm.status.ip_addresses and last is not None and time.monotonic() - last < AGENT_REFRESH_S:
+        seen = self._agent_seen.get(vm.uid)
+        if seen is not None and seen[1] and time.monotonic() - seen[0] < AGENT_REFRESH_S:
+            facts.ip_addresses = seen[1]
+            facts.agent = ("True", "AgentRunning", "the guest agent answers")
             return
         try:
             interfaces = await node.client.guest_interfaces(vm.spec.vmid)
@@ -332,8 +334,8 @@ class VmReconciler:
         except ProxmoxError as exc:
             facts.agent = ("Unknown", type(exc).__name__, _short(exc))
             return
-        self._agent_checked[vm.uid] = time.monotonic()
         facts.ip_addresses = usable_addresses(interfaces)
+        self._agent_seen[vm.uid] = (time.monotonic(), facts.ip_addresses)
         facts.agent = ("True", "AgentRunning", "the guest agent answers")
 
     # --- delete ----------------------------------------------------------------------------------------------------
@@ -403,7 +405,6 @@ class VmReconciler:
         message = (
             f"VM {vmid} destroyed on {node.node_name} ({took:.1f} s)" if destroyed else f"VM {vmid} gone"
         )
-        self._agent_checked.pop(vm.uid, None)
         return DeleteOutcome(True, [VmEvent("Normal", "Destroyed", message)])
 
 
