@@ -262,3 +262,34 @@ async def test_a_dropped_connection_ends_the_remote_command(node: SimNode) -> No
             assert time.monotonic() < deadline, "the command outlived its connection"
             await asyncio.sleep(0.1)
     await proxy.close()
+
+
+async def test_a_change_runs_to_completion_after_a_drop(node: SimNode) -> None:
+    """Non-interruptible commands (the client's changes) finish on the node even when the connection dies."""
+    proxy = await TcpProxy(node.host, node.port).start()
+    creds = node.credentials(known_hosts=node.known_hosts_for_port(proxy.port))
+    base = f"/var/lib/vz/proxnix-test-{uuid.uuid4().hex}"
+    script = f"touch {base}.started; while [ ! -e {base}.go ]; do sleep 0.05; done; touch {base}.done"
+
+    async def exists(observer: SshPool, suffix: str) -> bool:
+        return (await observer.run(["test", "-e", base + suffix])).exit_status == 0
+
+    async with (
+        SshPool(node.target(proxy.port), creds) as pool,
+        SshPool(node.target(), node.credentials()) as observer,
+    ):
+        running = asyncio.create_task(pool.run(script, interruptible=False))
+        deadline = time.monotonic() + 10
+        while not await exists(observer, ".started"):
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        proxy.drop_all()
+        with pytest.raises(ConnectionLost):
+            await running
+        assert not await exists(observer, ".done")
+        await observer.run(["touch", base + ".go"])  # let it finish now
+        while not await exists(observer, ".done"):
+            assert time.monotonic() < deadline, "the change did not complete after the drop"
+            await asyncio.sleep(0.05)
+        await observer.run(f"rm -f {base}.*")
+    await proxy.close()

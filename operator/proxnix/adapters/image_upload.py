@@ -111,7 +111,9 @@ async def upload_image(
                 )
             partial = join(cache_dir, partial_name(sha256, secrets.token_hex(8)))
             seconds = await _transfer(pool, path, partial)
-            verdict = await pool.run(finalize_script(partial, final, sha256), timeout_s=verify_timeout_s)
+            verdict = await pool.run(
+                finalize_script(partial, final, sha256), timeout_s=verify_timeout_s, interruptible=False
+            )
             if verdict.exit_status != 0:
                 raise classify_failure("image verify", verdict.exit_status, verdict.stdout, verdict.stderr)
             checked = parse_finalize(verdict.stdout)
@@ -142,7 +144,7 @@ async def _transfer(pool: SshPool, path: Path, partial: str) -> float:
             await sftp.put(path, partial)
     except BaseException:
         try:
-            await asyncio.shield(pool.run(["rm", "-f", "--", partial], timeout_s=30))
+            await asyncio.shield(pool.run(["rm", "-f", "--", partial], timeout_s=30, interruptible=False))
         except Exception as cleanup:  # the original error matters more
             log.warning("node %s: could not remove partial upload %s: %s", pool.target.node, partial, cleanup)
         raise

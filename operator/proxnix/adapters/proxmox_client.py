@@ -134,9 +134,13 @@ class ProxmoxClient:
         timeout_s: float | None = None,
         stdin: bytes | None = None,
         shown: str | None = None,
+        read_only: bool = False,
     ) -> CommandResult:
-        """One attempt: run, and raise the classified error on a non-zero exit."""
-        result = await self.pool.run(command, timeout_s=timeout_s or self.command_timeout_s, stdin=stdin)
+        """One attempt: run, and raise the classified error on a non-zero exit. Changes (not `read_only`) run to
+        completion on the node even if this side gives up; reads are ended with their channel."""
+        result = await self.pool.run(
+            command, timeout_s=timeout_s or self.command_timeout_s, stdin=stdin, interruptible=read_only
+        )
         if result.exit_status != 0:
             text = shown or (command if isinstance(command, str) else shell_join(command))
             raise classify_failure(
@@ -174,7 +178,9 @@ class ProxmoxClient:
                 attempt += 1
 
     async def _read(self, argv: list[str], what: str, *, attempts: int | None = None) -> CommandResult:
-        return await self._retrying(what, lambda _: self._run(argv), idempotent=True, attempts=attempts)
+        return await self._retrying(
+            what, lambda _: self._run(argv, read_only=True), idempotent=True, attempts=attempts
+        )
 
     # --- reads -------------------------------------------------------------------------------------------------------
 
@@ -184,7 +190,7 @@ class ProxmoxClient:
 
         async def once(_: int) -> NodeInventory:
             nonce = new_nonce()
-            result = await self._run(inventory_script(nonce), shown="inventory")
+            result = await self._run(inventory_script(nonce), shown="inventory", read_only=True)
             return parse_inventory(result.stdout, nonce, node=self.node, stderr=result.stderr)
 
         return await self._retrying("inventory", once, idempotent=True)

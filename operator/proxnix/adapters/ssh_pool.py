@@ -5,8 +5,9 @@ What it owns:
 - at most `max_sessions` commands (or SFTP sessions) at once on the node;
 - reconnection with exponential backoff after a drop or a failed connect;
 - a timeout on every command: the remote command runs under coreutils `timeout` (so it dies on the node at the
-  deadline even when the connection is gone), and a watcher on the session's stdin ends it as soon as the channel
-  closes (a cancelled call, a dropped connection); locally the channel is closed when the deadline passes;
+  deadline even when the connection is gone); for interruptible commands (reads) a watcher on the session's stdin
+  also ends it as soon as the channel closes (a cancelled call, a dropped connection); locally the channel is
+  closed when the deadline passes;
 - host key verification against the Secret's known_hosts; trust-on-first-use only when explicitly enabled and
   known_hosts is empty: the first key is accepted, pinned for the pool's life, and its fingerprint exposed so the
   controller can record it (and pass it back as `pinned_fingerprint` after a restart);
@@ -490,8 +491,14 @@ class SshPool:
         *,
         timeout_s: float | None = None,
         stdin: bytes | None = None,
+        interruptible: bool = True,
     ) -> CommandResult:
-        """Run `command` (a shell string, or an argv list that is quoted with `shell_join`) on the node."""
+        """Run `command` (a shell string, or an argv list that is quoted with `shell_join`) on the node.
+
+        `interruptible` (reads): the remote command is ended as soon as the channel closes (cancelled, dropped).
+        Otherwise (changes, or when `stdin` data is sent) it runs to completion or to its timeout on the node: a
+        half-done `qm create` is worse than one that finishes while nobody listens.
+        """
         text = command if isinstance(command, str) else shell_join(command)
         shown = display(text)
         limit = timeout_s if timeout_s is not None else self.settings.command_timeout
@@ -502,7 +509,9 @@ class SshPool:
             started = time.monotonic()
             try:
                 process = await conn.ssh.create_process(
-                    self._wrap(text, limit, lifeline=stdin is None), encoding=None, stdin=asyncssh.PIPE
+                    self._wrap(text, limit, lifeline=interruptible and stdin is None),
+                    encoding=None,
+                    stdin=asyncssh.PIPE,
                 )
             except (asyncssh.Error, OSError) as exc:
                 if not isinstance(
@@ -516,6 +525,7 @@ class SshPool:
             try:
                 if stdin is not None:
                     process.stdin.write(stdin)
+                if stdin is not None or not interruptible:
                     process.stdin.write_eof()
                 stdout, stderr = await asyncio.wait_for(
                     process.communicate(),
