@@ -1,6 +1,7 @@
 """Call logs of a simulated cluster: one JSON line per qm/pvesh invocation and per SSH session, per node.
 
-`DIR/nodes/<node>/calls.jsonl` (written by every qm/pvesh process)::
+`DIR/nodes/<node>/calls.jsonl` (written by every qm/pvesh process; `ts` and `duration` are measured from the
+start of the simulator's code, after the Python interpreter started, and include `latency` and faults)::
 
     {"ts": 1732590000.12, "node": "pve1", "tool": "qm", "argv": ["qm", "start", "100"],
      "duration": 0.031, "rc": 0, "fault": null}

@@ -167,28 +167,37 @@ def up(
         previous = {n.name: n.port for n in ClusterInfo.from_json(layout.info_file.read_text()).nodes}
     known_hosts = layout.ssh_dir / "known_hosts"
     user = sshd.login_user()
-    infos = []
-    lines = []
-    for node in names:
-        sshd.keygen(layout.node_dir(node) / "ssh_host_ed25519_key", f"root@{node}")
-        port = previous.get(node) or sshd.free_port()
-        if sshd.port_open(port):
-            port = sshd.free_port()
-        infos.append(NodeInfo(node, "127.0.0.1", port, user, str(client_key), str(known_hosts)))
-        lines.append(sshd.known_hosts_line(layout, node, port))
-    known_hosts.write_text("".join(lines))
-    result = ClusterInfo(infos, str(layout.root))
-    layout.info_file.write_text(result.to_json() + "\n")
+    ports: dict[str, int] = {}
     try:
-        for node_info in infos:
-            if not faults.load(layout, node_info.name).down:
-                sshd.start(layout, node_info.name, node_info.port)
+        for node in names:
+            sshd.keygen(layout.node_dir(node) / "ssh_host_ed25519_key", f"root@{node}")
+            ports[node] = _start_node(layout, node, previous.get(node))
+        infos = [NodeInfo(n, "127.0.0.1", ports[n], user, str(client_key), str(known_hosts)) for n in names]
+        known_hosts.write_text("".join(sshd.known_hosts_line(layout, n, ports[n]) for n in names))
+        result = ClusterInfo(infos, str(layout.root))
+        layout.info_file.write_text(result.to_json() + "\n")
         if rules:
             add_faults(layout.root, rules)
     except BaseException:
         down(layout.root)
         raise
     return result
+
+
+def _start_node(layout: Layout, node: str, wanted: int | None, attempts: int = 5) -> int:
+    """Start the node's sshd on its previous port if free, else on a free one (retrying lost races)."""
+    port = wanted if wanted and not sshd.port_open(wanted) else sshd.free_port()
+    if faults.load(layout, node).down:
+        return port  # stays down until its fault is cleared
+    for attempt in range(attempts):
+        try:
+            sshd.start(layout, node, port)
+            return port
+        except RuntimeError:
+            if attempt == attempts - 1:
+                raise
+            port = sshd.free_port()
+    raise AssertionError("unreachable")
 
 
 def down(state_dir: str | os.PathLike[str]) -> None:

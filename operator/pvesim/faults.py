@@ -5,10 +5,11 @@ SPEC syntax — rules separated by `;`, each rule a list of shell-quoted `key[=v
     SPEC   := RULE { ";" RULE }
     RULE   := { "node=" NODE | "cmd=" PATTERN | ACTION | TRIGGER | "rc=" CODE }
     ACTION := "fail" ["=" MESSAGE]      exit `rc` (default 255) with MESSAGE (default "simulated failure") on stderr
-            | "locktimeout" ["=" SECS]  the VM config lock times out (real messages) after SECS (default: lock timeout)
+            | "locktimeout" ["=" SECS]  the VM config lock times out (real messages) after SECS (default: the node's
+                                        lock timeout); commands that take no VM lock (list, config) are unaffected
             | "hang" ["=" SECS]         the command sleeps SECS (default 3600) before running
             | "slow=" SECS              the command holds the VM config lock SECS longer (others see the lock busy)
-            | "noquorum"                write commands fail with `cluster not ready - no quorum?`
+            | "noquorum"                commands that write configs fail with `cluster not ready - no quorum?`
             | "noacpi"                  `qm shutdown` is ignored by the guest (times out / needs --forceStop)
             | "noagent"                 the guest agent never answers
             | "down"                    the node refuses SSH connections (its sshd is stopped)
@@ -18,7 +19,7 @@ SPEC syntax — rules separated by `;`, each rule a list of shell-quoted `key[=v
 
 `PATTERN` is a command prefix matched word by word with shell wildcards: `cmd=qm`, `cmd="qm start"`,
 `cmd="qm set 10?"`, `cmd="pvesh get /cluster/resources"`. Without `cmd=` a rule matches every qm/pvesh call.
-Without `node=` a rule applies to every node. Examples::
+Without `node=` a rule is copied to every node (its count and skip then apply per node). Examples::
 
     cmd="qm start" fail="start failed: simulated" count=1
     node=pve2 down

@@ -21,6 +21,7 @@ def cmd_import(ctx: Ctx, args: Args) -> int:
     target = args.options.get("target-disk")
     if target is not None and not ctx.settings.at_least("8.3"):
         raise PveError("Unknown option: target-disk")
+    ctx.check_quorum()
     conf = ctx.store.read(vmid)
     check_lock(conf.main)
     disks.resolve_source(ctx, source)
@@ -62,6 +63,7 @@ def cmd_resize(ctx: Ctx, args: Args) -> int:
 
 
 def _resize(ctx: Ctx, vmid: int, disk: str, match: re.Match[str], args: Args) -> None:
+    ctx.check_quorum()
     with ctx.lock_vm(vmid):
         conf = ctx.store.read(vmid)
         digest = args.options.get("digest")

@@ -105,6 +105,7 @@ def cmd_set(ctx: Ctx, args: Args) -> int:
 
 def cmd_unlock(ctx: Ctx, args: Args) -> int:
     vmid = int(args.positional["vmid"])
+    ctx.check_quorum()
     with ctx.lock_vm(vmid):
         conf = ctx.store.read(vmid)
         if conf.main.pop("lock", None) is not None:

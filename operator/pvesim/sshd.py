@@ -183,6 +183,8 @@ def start(layout: Layout, node: str, port: int, timeout: float = 10.0) -> None:
     node_dir = layout.node_dir(node)
     (node_dir / "sshd.pid").unlink(missing_ok=True)
     config = write_node_files(layout, node, port)
+    log = node_dir / "sshd.log"
+    offset = log.stat().st_size if log.exists() else 0
     proc = subprocess.run(
         [SSHD, "-f", str(config), "-E", str(node_dir / "sshd.log")],
         capture_output=True,
@@ -197,6 +199,11 @@ def start(layout: Layout, node: str, port: int, timeout: float = 10.0) -> None:
     while time.monotonic() < deadline:
         if pid_of(layout, node) is not None and port_open(port):
             return
+        with log.open("rb") as fh:
+            fh.seek(offset)
+            news = fh.read().decode(errors="replace")
+        if "Cannot bind any address" in news or "fatal:" in news:  # the daemonised sshd gave up
+            raise RuntimeError(f"sshd of {node} failed on 127.0.0.1:{port}: {news.strip()}")
         time.sleep(0.02)
     raise RuntimeError(
         f"sshd of {node} did not listen on 127.0.0.1:{port} within {timeout} s (see {node_dir / 'sshd.log'})"
