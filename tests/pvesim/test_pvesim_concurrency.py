@@ -198,3 +198,20 @@ def _pvesim() -> str:
     import sys
 
     return str(Path(sys.executable).parent / "pvesim")
+
+
+def test_node_and_tune_commands(pve: SimCluster, pve1: SshNode, pve2: SshNode) -> None:
+    subprocess.run([_pvesim(), "node", "--dir", str(pve.dir), "pve2", "down"], check=True)
+    assert pve2.run("true", mux=False).rc == 255
+    subprocess.run([_pvesim(), "node", "--dir", str(pve.dir), "pve2", "up"], check=True)
+    assert pve2.run("true", mux=False).rc == 0
+    subprocess.run(
+        [_pvesim(), "tune", "--dir", str(pve.dir), "--node", "pve2", "pve_version=8.2"], check=True
+    )
+    assert '"release":"8.2"' in pve2.ok("pvesh get /version --output-format json")
+    assert '"release":"8.3"' in pve1.ok("pvesh get /version --output-format json")
+    bad = subprocess.run(
+        [_pvesim(), "tune", "--dir", str(pve.dir), "bogus=1"], capture_output=True, text=True, check=False
+    )
+    assert bad.returncode == 2
+    assert "expected KEY=VALUE" in bad.stderr

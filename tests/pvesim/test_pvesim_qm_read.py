@@ -146,3 +146,21 @@ def test_stopped_vm_changes_apply_at_once(pve: SimCluster, pve1: SshNode) -> Non
     pve1.ok("qm create 100 --cores 1; qm set 100 --cores 3")
     assert "[PENDING]" not in pve1.ok("cat /etc/pve/qemu-server/100.conf")
     assert pve1.ok("qm pending 100").splitlines()[1] == "cur cores: 3"
+
+
+def test_unknown_command(pve1: SshNode) -> None:
+    result = pve1.run("qm frobnicate 100")
+    assert result.rc == 255
+    assert result.err.startswith(
+        "ERROR: unknown command 'qm frobnicate'\nUSAGE: qm <COMMAND> [ARGS] [OPTIONS]\n"
+    )
+    assert "       qm create <vmid> [OPTIONS]\n" in result.err
+
+
+def test_config_of_a_snapshot(pve1: SshNode) -> None:
+    pve1.ok("qm create 100 --cores 2")
+    pve1.ok(
+        "printf 'parent: s1\\n\\n[s1]\\ncores: 1\\nsnaptime: 1700000000\\n' >> /etc/pve/qemu-server/100.conf"
+    )
+    assert pve1.ok("qm config 100 --snapshot s1") == "cores: 1\nsnaptime: 1700000000\n"
+    assert pve1.run("qm config 100 --snapshot nope").err == "snapshot 'nope' does not exist\n"
