@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from urllib.parse import unquote
 
 import pytest
 
 from proxnix.adapters.proxmox_client import ProxmoxClient, QmDialect, RetryPolicy
 from proxnix.adapters.ssh_pool import PoolSettings, SshPool
+from proxnix.proxmox.definition import CloudInitDefinition
 from proxnix.proxmox.errors import (
     CommandFailed,
     DiskShrinkRefused,
@@ -253,3 +255,16 @@ async def test_legacy_disk_commands(sim: Sim, client: ProxmoxClient) -> None:
     since = time.time()
     assert await legacy.resize_disk(vmid, owner.uid, "scsi0", 2) is True
     assert [c.argv[:2] for c in sim.calls("pve1") if c.ts >= since] == [("qm", "resize")]
+
+
+async def test_create_with_cloud_init_keys_from_stdin(sim: Sim, client: ProxmoxClient) -> None:
+    vmid, owner = sim.vmid(), owner_for("ci")
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ops@laptop"
+    cloud_init = CloudInitDefinition(
+        storage="local-lvm", user="ops", ssh_authorized_keys=(key,), ipconfig0="ip=dhcp"
+    )
+    config = await client.create_vm(definition(vmid, "ci", cloud_init=cloud_init), owner)
+    assert config.values["ciuser"] == "ops"
+    assert config.values["ipconfig0"] == "ip=dhcp"
+    assert unquote(config.values["sshkeys"]).strip() == key
+    assert "cloudinit" in config.values["ide2"]
