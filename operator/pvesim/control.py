@@ -40,7 +40,7 @@ class NodeInfo:
             "-i", self.identityFile,
             "-o", "IdentitiesOnly=yes",
             "-o", "StrictHostKeyChecking=yes",
-            "-o", f"UserKnownHostsFile={self.knownHostsFile}",
+            "-o", f'UserKnownHostsFile="{self.knownHostsFile}"',  # quoted: ssh splits this option on spaces
             "-o", "BatchMode=yes",
             "-p", str(self.port),
             f"{self.user}@{self.host}",

@@ -141,9 +141,9 @@ def write_node_files(layout: Layout, node: str, port: int) -> Path:
         f"Port {port}\n"
         "ListenAddress 127.0.0.1\n"
         "AddressFamily inet\n"
-        f"HostKey {node_dir / 'ssh_host_ed25519_key'}\n"
-        f"PidFile {node_dir / 'sshd.pid'}\n"
-        f"AuthorizedKeysFile {layout.ssh_dir / 'authorized_keys'}\n"
+        f'HostKey "{node_dir / "ssh_host_ed25519_key"}"\n'
+        f'PidFile "{node_dir / "sshd.pid"}"\n'
+        f'AuthorizedKeysFile "{layout.ssh_dir / "authorized_keys"}"\n'
         "PubkeyAuthentication yes\n"
         "PasswordAuthentication no\n"
         "KbdInteractiveAuthentication no\n"
@@ -160,7 +160,7 @@ def write_node_files(layout: Layout, node: str, port: int) -> Path:
         # bash sources ~/.bashrc for ssh commands only at SHLVL < 2: keep the host's rc files out of sessions
         "SetEnv SHLVL=1\n"
         "LogLevel INFO\n"
-        f"ForceCommand {session}\n"
+        f"ForceCommand {shlex.quote(str(session))}\n"
         f"Subsystem sftp {SFTP_SERVER}\n"
     )
     return config

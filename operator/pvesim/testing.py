@@ -92,7 +92,7 @@ class SshNode:
             "sftp", "-b", "-",
             "-i", self.info.identityFile,
             "-o", "StrictHostKeyChecking=yes",
-            "-o", f"UserKnownHostsFile={self.info.knownHostsFile}",
+            "-o", f'UserKnownHostsFile="{self.info.knownHostsFile}"',
             "-o", "BatchMode=yes",
             "-o", "LogLevel=ERROR",
             "-P", str(self.info.port),
