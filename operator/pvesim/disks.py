@@ -20,7 +20,8 @@ _VOLID_RE = re.compile(r"^([a-zA-Z][\w\-.]*):(.+)$")
 IMPORT_SYNTAX = "'import-from' requires special syntax - use <storage ID>:0,import-from=<source>"
 
 
-def check_import_syntax(params: dict[str, str]) -> None:
+def check_import_syntax(params: dict[str, str], import_from: bool = True) -> None:
+    """`import-from` needs `<storage>:0` (and exists from PVE 7.2 on)."""
     errors = {}
     for key, value in params.items():
         if not is_drive_name(key):
@@ -29,7 +30,12 @@ def check_import_syntax(params: dict[str, str]) -> None:
             drive = parse_drive(value)
         except PropError:
             continue
-        if "import-from" in drive.opts:
+        if "import-from" in drive.opts and not import_from:
+            errors[key] = "invalid format - format error"
+            errors[f"{key}.import-from"] = (
+                "property is not defined in schema and the schema does not allow additional properties"
+            )
+        elif "import-from" in drive.opts:
             match = _NEW_DISK_RE.match(drive.file)
             if not match or float(match.group(2)) != 0:
                 errors[key] = IMPORT_SYNTAX

@@ -34,7 +34,7 @@ from typing import Any
 ENV_DIR = "PVESIM_DIR"
 ENV_NODE = "PVESIM_NODE"
 
-PVE_VERSIONS = ("7.4", "8.0", "8.1", "8.2", "8.3", "8.4")
+PVE_VERSIONS = ("7.0", "7.1", "7.2", "7.3", "7.4", "8.0", "8.1", "8.2", "8.3", "8.4")
 
 
 DEFAULTS: dict[str, Any] = {

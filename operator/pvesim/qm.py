@@ -143,9 +143,12 @@ COMMANDS: dict[tuple[str, ...], Command] = {c.words: c for c in _TABLE}
 ALIASES = {("importdisk",): ("disk", "import"), ("resize",): ("disk", "resize"), ("agent",): ("guest", "cmd")}
 
 
-def find(argv: list[str]) -> tuple[Command, list[str]] | None:
+def find(argv: list[str], modern_disk_commands: bool = True) -> tuple[Command, list[str]] | None:
+    """The command named by the first words of `argv` (`qm disk ...` exists from PVE 7.3 on)."""
     for length in (2, 1):
         words = tuple(argv[:length])
+        if words[:1] == ("disk",) and not modern_disk_commands:
+            continue
         if words in COMMANDS:
             return COMMANDS[words], argv[length:]
         if words in ALIASES:
@@ -161,7 +164,7 @@ def usage_all() -> str:
 
 
 def dispatch(ctx: Ctx, argv: list[str]) -> int:
-    found = find(argv)
+    found = find(argv, ctx.settings.at_least("7.3"))
     if found is None:
         words = " ".join(argv[:1])
         raise PveError(f"ERROR: unknown command 'qm {words}'\n{usage_all()}" if words else usage_all())

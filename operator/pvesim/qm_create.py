@@ -37,7 +37,7 @@ def check_balloon(conf: dict[str, str]) -> None:
 def cmd_create(ctx: Ctx, args: Args) -> int:
     vmid = int(args.positional["vmid"])
     params = {k: v for k, v in args.options.items() if is_vm_option(k)}
-    disks.check_import_syntax(params)
+    disks.check_import_syntax(params, ctx.settings.at_least("7.2"))
     if "sshkeys" in params:
         params["sshkeys"] = read_sshkeys(params["sshkeys"])
     ctx.check_quorum()

@@ -40,7 +40,7 @@ def boot(ctx: Ctx, vmid: int, conf: VmConf) -> None:
             raise PveError(f"volume '{volid}' does not exist")
     if _has_cloudinit(conf.main):
         ctx.out.write("generating cloud-init ISO\n")
-        if ctx.settings.at_least("7.3"):
+        if ctx.settings.at_least("7.3"):  # [special:cloudinit] exists from 7.3 on
             conf.cloudinit = {
                 k: v for k, v in conf.main.items() if k in CLOUDINIT_KEYS or k.startswith(("ipconfig", "net"))
             }

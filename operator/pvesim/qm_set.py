@@ -23,7 +23,7 @@ def cmd_set(ctx: Ctx, args: Args) -> int:
     params = {k: v for k, v in args.options.items() if is_vm_option(k)}
     delete = split_list(args.options.get("delete", ""))
     revert = split_list(args.options.get("revert", ""))
-    disks.check_import_syntax(params)
+    disks.check_import_syntax(params, ctx.settings.at_least("7.2"))
     if "sshkeys" in params:
         params["sshkeys"] = read_sshkeys(params["sshkeys"])
     if not params and not delete and not revert:
@@ -79,7 +79,9 @@ def cmd_set(ctx: Ctx, args: Args) -> int:
                 if is_drive_name(key):
                     value = disks.create_disk(ctx, vmid, key, params[key], created)
                 else:
-                    value = normalize_value(key, params[key], ctx.modern, for_set=True)
+                    value = normalize_value(
+                        key, params[key], ctx.modern, for_set=ctx.settings.at_least("7.3")
+                    )
                 pending_delete = conf.pending_delete()
                 if key in pending_delete:
                     del pending_delete[key]

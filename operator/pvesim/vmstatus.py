@@ -10,6 +10,10 @@ from pvesim.propstr import MIB, bootdisk_size, memory_mib
 from pvesim.runtime import RunState
 
 QEMU_VERSIONS = {
+    "7.0": "6.2.0",
+    "7.1": "6.2.0",
+    "7.2": "7.0.0",
+    "7.3": "7.1.0",
     "7.4": "7.2.0",
     "8.0": "8.0.2",
     "8.1": "8.1.2",

@@ -327,3 +327,26 @@ def test_pve_7_macs_and_memory(pve: SimCluster, pve1: SshNode) -> None:
         pve1.run("qm create 101 --memory 8").err.splitlines()[1]
         == "memory: value must have a minimum value of 16"
     )
+
+
+def test_pve_7_before_7_3_has_no_disk_subcommands_import_from_or_tag_normalisation(
+    pve: SimCluster, pve1: SshNode, qcow2_image: Path
+) -> None:
+    pve.tune("pve1", pve_version="7.2")
+    src = _upload(pve1, qcow2_image)
+    pve1.ok("qm create 100 --scsi0 local-lvm:1")
+    assert pve1.run(f"qm disk import 100 {src} local-lvm").err.startswith(
+        "ERROR: unknown command 'qm disk'\n"
+    )
+    assert pve1.ok(f"qm importdisk 100 {src} local-lvm").splitlines()[-1] == (
+        "Successfully imported disk as 'unused0:local-lvm:vm-100-disk-1'"
+    )
+    assert pve1.ok("qm resize 100 scsi0 +1G").endswith("successfully resized.\n")
+    pve.tune("pve1", pve_version="7.1")  # import-from exists from 7.2 on
+    rejected = pve1.run(f"qm set 100 --scsi1 local-lvm:0,import-from={src}")
+    assert rejected.err.splitlines()[1:3] == [
+        "scsi1: invalid format - format error",
+        "scsi1.import-from: property is not defined in schema and the schema does not allow additional properties",
+    ]
+    pve1.ok("qm set 100 --tags 'B,a'")
+    assert "tags: B,a" in pve1.ok("qm config 100").splitlines()
