@@ -140,3 +140,10 @@ def test_printer_columns_follow_the_design() -> None:
 def test_gitrepo_ref_requires_exactly_one_in_the_schema() -> None:
     ref = _schema_of(crdgen.crd_for(crdgen.KINDS[2]))["properties"]["spec"]["properties"]["ref"]
     assert ref["oneOf"] == [{"required": ["branch"]}, {"required": ["tag"]}, {"required": ["commit"]}]
+
+
+def test_vmid_and_node_are_immutable_in_the_schema() -> None:
+    spec = _schema_of(crdgen.crd_for(crdgen.KINDS[1]))["properties"]["spec"]["properties"]
+    for field in ("vmid", "node"):
+        rules = spec[field]["x-kubernetes-validations"]
+        assert rules[0]["rule"] == "self == oldSelf"

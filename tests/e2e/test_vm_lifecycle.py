@@ -95,3 +95,49 @@ def test_image_change_reimages_an_unprotected_vm(sandbox: Sandbox, image: Path, 
     sb.wait_for(lambda: "Destroyed" in {e["reason"] for e in events(sb, "reimg")}, 15, "a Destroyed Event")
     sb.kubectl("delete", "proxmoxvm", "reimg", "-n", "default")
     assert node_config(sb, "pve1", 102) is None
+
+
+def test_manual_trigger_is_handled_and_echoed(sandbox: Sandbox, image: Path) -> None:
+    sb = sandbox
+    sb.apply(vm_manifest("poke", 104, image))
+    sb.wait_for(
+        lambda: (o := sb.get("proxmoxvm", "poke")) and o["status"].get("phase") == "Running", 60, "Running"
+    )
+    assert sb.ssh("pve1", "qm stop 104").rc == 0
+    stamp = "2026-11-26T12:00:00Z"
+    sb.kubectl("annotate", "proxmoxvm", "poke", "-n", "default", f"proxnix.io/requested-at={stamp}")
+    vm = sb.wait_for(
+        lambda: (
+            (o := sb.get("proxmoxvm", "poke")) and o["status"].get("lastHandledReconcileAt") == stamp and o
+        ),
+        15,
+        "the trigger echoed to status.lastHandledReconcileAt",
+    )
+    assert sb.ssh("pve1", "qm status 104").out.strip() == "status: running"
+    assert vm["status"]["phase"] == "Running"
+    sb.kubectl("delete", "proxmoxvm", "poke", "-n", "default")
+
+
+def test_changing_the_vmid_of_a_provisioned_vm_is_refused(sandbox: Sandbox, image: Path) -> None:
+    sb = sandbox
+    sb.apply(vm_manifest("renum", 105, image))
+    sb.wait_for(
+        lambda: (o := sb.get("proxmoxvm", "renum")) and o["status"].get("phase") == "Running", 60, "Running"
+    )
+    # A real API server refuses this (CEL self == oldSelf); the test server does not, so the operator must.
+    sb.kubectl("patch", "proxmoxvm", "renum", "--type", "merge", "-p", '{"spec":{"vmid":106}}')
+    vm = sb.wait_for(
+        lambda: (
+            (o := sb.get("proxmoxvm", "renum"))
+            and condition(o, "Stalled").get("reason") == "ImmutableField"
+            and o
+        ),
+        30,
+        "Stalled ImmutableField",
+    )
+    assert vm["status"]["vmid"] == 105
+    assert node_config(sb, "pve1", 106) is None
+    assert node_config(sb, "pve1", 105) is not None
+    # Deleting destroys the VM the object made (105), not the one the spec names now.
+    sb.kubectl("delete", "proxmoxvm", "renum", "-n", "default")
+    assert node_config(sb, "pve1", 105) is None

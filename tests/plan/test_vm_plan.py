@@ -181,7 +181,8 @@ def test_image_change_on_a_protected_vm_is_blocked() -> None:
     plan = plan_vm(
         desired(image_sha256=NEW_IMAGE, protection=True), inventory(observed("owned-running.conf", "running"))
     )
-    assert plan.actions == ()
+    assert ActionKind.DESTROY not in plan.kinds()
+    assert [a.options for a in plan.actions] == [{"protection": True}]  # Proxmox's own flag is set too
     assert plan.blockers[0].reason == BlockReason.IMAGE_CHANGE_BLOCKED
     assert "protected" in plan.blockers[0].message
 
@@ -209,3 +210,59 @@ def test_locked_vm_waits() -> None:
 def test_power_follows_run_strategy(strategy: RunStrategy, power: str, expected: list[ActionKind]) -> None:
     plan = plan_vm(desired(run_strategy=strategy), inventory(observed("owned-running.conf", power)))
     assert plan.kinds() == expected
+
+
+def test_reimage_never_destroys_when_the_new_vm_could_not_be_made() -> None:
+    # The new image is larger than the disk the spec asks for: the old VM stays.
+    plan = plan_vm(
+        desired(image_sha256=NEW_IMAGE, image_size_bytes=8 * GIB, disk_size_gib=5),
+        inventory(observed("owned-running.conf", "running")),
+    )
+    assert ActionKind.DESTROY not in plan.kinds()
+    assert [b.reason for b in plan.blockers] == [BlockReason.IMAGE_TOO_LARGE]
+
+
+def test_protected_vm_with_a_new_image_is_still_updated_in_place() -> None:
+    plan = plan_vm(
+        desired(image_sha256=NEW_IMAGE, protection=True, memory_mib=4096),
+        inventory(observed("owned-running.conf", "running")),
+    )
+    assert plan.kinds() == [ActionKind.SET]
+    assert plan.actions[0].options["memory"] == 4096
+    assert plan.actions[0].options["protection"] is True
+    assert "nix-bbbbbbbbbbbb" not in str(
+        plan.actions[0].options.get("tags", "")
+    )  # the marker keeps the old image
+    assert plan.blockers[0].reason == BlockReason.IMAGE_CHANGE_BLOCKED
+
+
+def test_unprotecting_and_changing_the_image_clears_protection_before_destroying() -> None:
+    protected = observed("owned-running.conf", "running")
+    assert protected.config is not None
+    values = {**protected.config.values, "protection": "1"}
+    flagged = replace(protected, config=replace(protected.config, values=values))
+    plan = plan_vm(desired(image_sha256=NEW_IMAGE, protection=False), inventory(flagged))
+    assert plan.kinds()[:3] == [ActionKind.SET, ActionKind.STOP, ActionKind.DESTROY]
+    assert plan.actions[0].options == {"protection": False}
+
+
+def test_unknown_old_image_is_not_reimaged() -> None:
+    plan = plan_vm(desired(), inventory(observed("owned-no-image.conf", "running")))
+    assert ActionKind.DESTROY not in plan.kinds()
+    assert plan.blockers[0].reason == BlockReason.IMAGE_UNKNOWN
+
+
+def test_create_in_progress_is_waited_for_not_a_conflict() -> None:
+    plan = plan_vm(desired(), inventory(observed("placeholder-create.conf", "stopped")))
+    assert plan.actions == ()
+    assert plan.blockers[0].reason == BlockReason.VM_LOCKED
+    assert plan.blockers[0].transient
+
+
+def test_unreadable_config_is_left_alone() -> None:
+    broken = VmObservation(
+        vmid=100, node="pve1", config=None, power_state="running", power_source="pid", error="bad line"
+    )
+    plan = plan_vm(desired(), inventory(broken))
+    assert plan.actions == ()
+    assert plan.blockers[0].reason == BlockReason.CONFIG_UNREADABLE

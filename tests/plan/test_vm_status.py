@@ -23,7 +23,7 @@ def observed(fixture: str, power: str) -> VmObservation:
 
 
 def facts(**changes: object) -> VmFacts:
-    base = VmFacts(generation=3, node_name="pve1", vmid=100, run_strategy=RunStrategy.ALWAYS)
+    base = VmFacts(generation=3, node_name="pve1", vmid=100, run_strategy=RunStrategy.ALWAYS, observed_at=NOW)
     for key, value in changes.items():
         setattr(base, key, value)
     return base
@@ -77,7 +77,7 @@ def test_unreachable_node_is_unknown_and_keeps_the_last_observation() -> None:
 
 def test_conflict_is_stalled_and_failed() -> None:
     problem = Problem("VMIDConflict", "VMID 100 is taken by VM 'legacy'", stalled=True)
-    status = build_status(ProxmoxVMStatus(), facts(problem=problem), now=NOW)
+    status = build_status(ProxmoxVMStatus(), facts(problem=problem, observed_at=NOW), now=NOW)
     assert status.phase == "Failed"
     assert cond(status, "Stalled") == ("True", "VMIDConflict")
     assert cond(status, "Ready") == ("False", "VMIDConflict")
@@ -113,6 +113,7 @@ def test_stopped_vm_with_always_is_not_ready_and_loses_its_addresses() -> None:
 def test_transition_time_survives_a_resync() -> None:
     f = facts(observation=observed("owned-running.conf", "running"), owned=True, plan=VmPlan())
     first = build_status(ProxmoxVMStatus(), f, now=NOW)
+    f.observed_at = LATER
     second = build_status(first, f, now=LATER)
     ready = find_condition(second.conditions, "Ready")
     assert ready is not None

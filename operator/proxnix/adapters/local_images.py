@@ -14,6 +14,7 @@ import os
 import shutil
 import struct
 import tempfile
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ CHUNK = 1 << 20
 QCOW2_SIZE_OFFSET = 24
 
 
-class ImageError(Exception):
+class LocalImageError(Exception):
     """The image cannot be used; `permanent` when retrying cannot help (wrong hash, not an image)."""
 
     def __init__(self, message: str, *, permanent: bool) -> None:
@@ -49,9 +50,19 @@ def _virtual_size(path: Path, fmt: str, size: int) -> int:
     with path.open("rb") as fh:
         header = fh.read(QCOW2_SIZE_OFFSET + 8)
     if len(header) < QCOW2_SIZE_OFFSET + 8:
-        raise ImageError(f"{path}: truncated qcow2 header", permanent=True)
+        raise LocalImageError(f"{path}: truncated qcow2 header", permanent=True)
     (virtual,) = struct.unpack(">Q", header[QCOW2_SIZE_OFFSET : QCOW2_SIZE_OFFSET + 8])
     return int(virtual)
+
+
+def redact(url: str) -> str:
+    """A URL as it may appear in messages: without user:password."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urllib.parse.urlunsplit((parts.scheme, "***@" + netloc, parts.path, parts.query, parts.fragment))
 
 
 def _hash(path: Path) -> str:
@@ -83,20 +94,20 @@ class LocalImages:
         try:
             st = path.stat()
         except FileNotFoundError:
-            raise ImageError(
+            raise LocalImageError(
                 f"image {path} does not exist on the operator's machine", permanent=False
             ) from None
         except OSError as exc:
-            raise ImageError(f"image {path}: {exc.strerror}", permanent=False) from None
+            raise LocalImageError(f"image {path}: {exc.strerror}", permanent=False) from None
         if not path.is_file():
-            raise ImageError(f"image {path} is not a regular file", permanent=True)
+            raise LocalImageError(f"image {path} is not a regular file", permanent=True)
         identity = (str(path), st.st_size, st.st_mtime_ns)
         sha = self._hashes.get(identity)
         if sha is None:
             sha = _hash(path)
             self._hashes[identity] = sha
         if expected is not None and sha != expected:
-            raise ImageError(
+            raise LocalImageError(
                 f"image {path} has sha256 {sha}, but the spec expects {expected}", permanent=True
             )
         with path.open("rb") as fh:
@@ -130,12 +141,14 @@ class LocalImages:
                 shutil.copyfileobj(response, out, CHUNK)
             sha = _hash(Path(partial))
             if expected is not None and sha != expected:
-                raise ImageError(f"{url} has sha256 {sha}, but the spec expects {expected}", permanent=True)
+                raise LocalImageError(
+                    f"{url} has sha256 {sha}, but the spec expects {expected}", permanent=True
+                )
             final = self.cache_dir / sha
             os.replace(partial, final)
             return final
         except OSError as exc:
-            raise ImageError(f"cannot download {url}: {exc}", permanent=False) from None
+            raise LocalImageError(f"cannot download {redact(url)}: {exc}", permanent=False) from None
         finally:
             if os.path.exists(partial):
                 os.unlink(partial)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
@@ -22,6 +22,15 @@ SSH_KEY_PATTERN = (
     r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+) [A-Za-z0-9+/=]+( [^\n\r]*)?$"
 )
 SshPublicKey = Annotated[str, StringConstraints(pattern=SSH_KEY_PATTERN, max_length=16384)]
+
+
+def _immutable(field: str) -> dict[str, Any]:
+    """A CEL rule (enforced by the API server) that keeps a field as it was created."""
+    return {
+        "x-kubernetes-validations": [
+            {"rule": "self == oldSelf", "message": f"{field} cannot be changed; create a new ProxmoxVM instead"}
+        ]
+    }
 
 
 class ScsiHardware(StrEnum):
@@ -178,8 +187,15 @@ class CloudInitSpec(ApiModel):
 class ProxmoxVMSpec(ApiModel):
     """The desired VM: where it runs, its shape, its image and how the operator treats it."""
 
-    node: K8sName = Field(description="Name of the ProxmoxNode (same namespace) the VM runs on.")
-    vmid: VmId = Field(description="Proxmox VM ID, unique in the Proxmox cluster (100..999999999).")
+    node: K8sName = Field(
+        description="Name of the ProxmoxNode (same namespace) the VM runs on. Cannot be changed: proxnix does not "
+        "move VMs.",
+        json_schema_extra=_immutable("node"),
+    )
+    vmid: VmId = Field(
+        description="Proxmox VM ID, unique in the Proxmox cluster (100..999999999). Cannot be changed.",
+        json_schema_extra=_immutable("vmid"),
+    )
     name: DnsName | None = Field(
         default=None,
         description="Proxmox VM name (a DNS name). Defaults to metadata.name.",

@@ -65,11 +65,13 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         settings.persistence.finalizer = f"{GROUP}/finalizer"
-        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+        # kopf's own annotations get their own prefix: kopf drops every annotation under its prefix from what it
+        # compares, and users' proxnix.io/requested-at must count as a change.
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=f"kopf.{GROUP}")
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-            prefix=GROUP, key="last-handled-configuration"
+            prefix=f"kopf.{GROUP}", key="last-handled-configuration"
         )
-        settings.posting.level = logging.WARNING  # only explicit Events, not every log line
+        settings.posting.loggers = False  # Events are the operator's own (kopf.event), not its log lines
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         settings.batching.error_delays = [1, 2, 5, 10, 30, 60]

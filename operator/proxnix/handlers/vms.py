@@ -5,6 +5,7 @@ The handlers only translate: body → `VmRef`, `VmOutcome` → status patch, Eve
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -64,12 +65,22 @@ def _post(body: kopf.Body, events: list[VmEvent]) -> None:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
 
 
+def replacing(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """A merge patch that turns `old` into `new`: keys gone from `new` are set to null (a merge patch keeps what it
+    does not mention), nested objects likewise; kopf's own `status.kopf` is left alone."""
+    patch: dict[str, Any] = dict(new)
+    for key, value in old.items():
+        if key == "kopf":
+            continue
+        if key not in new:
+            patch[key] = None
+        elif isinstance(value, Mapping) and isinstance(new[key], Mapping):
+            patch[key] = replacing(value, new[key])
+    return patch
+
+
 def _apply(body: kopf.Body, patch: kopf.Patch, outcome: VmOutcome) -> None:
-    patch.status.update(outcome.status.to_wire())
-    # Fields that became empty must be removed explicitly (a merge patch keeps what it does not mention).
-    for key in ("ipAddresses",):
-        if key not in patch.status and key in body.status:
-            patch.status[key] = None
+    patch.status.update(replacing(dict(body.status), outcome.status.to_wire()))
 
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:

@@ -200,7 +200,7 @@ class AuthenticationFailed(PermanentError):
     """The node refused the SSH key."""
 
 
-class PoolClosed(PermanentError):
+class PoolClosed(TransientError):
     """The node's SSH pool was closed (operator shutdown, or the node's settings changed and a new pool replaced it)."""
 
 

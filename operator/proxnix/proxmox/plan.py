@@ -10,7 +10,7 @@ changed, or a smaller disk are reported and left alone.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from proxnix.api.proxmoxvm import RunStrategy
@@ -46,6 +46,8 @@ class BlockReason(StrEnum):
     DISK_SHRINK_REFUSED = "DiskShrinkRefused"
     VM_LOCKED = "VMLocked"
     IMAGE_TOO_LARGE = "ImageLargerThanDisk"
+    IMAGE_UNKNOWN = "ImageUnknown"
+    CONFIG_UNREADABLE = "ConfigUnreadable"
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,28 @@ def plan_vm(desired: DesiredVM, inventory: NodeInventory) -> VmPlan:
             )
         return _plan_create(desired, reimage=False)
 
+    if observed.config is None:
+        return VmPlan(
+            blockers=(
+                Blocker(
+                    BlockReason.CONFIG_UNREADABLE,
+                    f"the config of VM {vmid} on {observed.node!r} could not be read ({observed.error}); "
+                    "nothing was changed",
+                    transient=True,
+                ),
+            )
+        )
+    if observed.lock == "create" and observed.ownership.owner is None:
+        # `qm create` writes a placeholder (only `lock: create`) before the real config: a create in progress.
+        return VmPlan(
+            blockers=(
+                Blocker(
+                    BlockReason.VM_LOCKED,
+                    f"VM {vmid} is being created on {observed.node!r} (lock: create); waiting for it to finish",
+                    transient=True,
+                ),
+            )
+        )
     conflict = _ownership_blocker(desired, observed)
     if conflict is not None:
         return VmPlan(blockers=(conflict,))
@@ -190,24 +214,40 @@ def _plan_create(desired: DesiredVM, *, reimage: bool) -> VmPlan:
 
 
 def _plan_image_change(desired: DesiredVM, observed: VmObservation) -> VmPlan:
-    old = observed.ownership.image_sha256[:12] or "unknown"
+    """Reimage (stop, destroy, create from the new image) — unless the VM is protected, the old image is unknown,
+    or the new VM could not be created; then the VM is kept and updated in place as far as it can be."""
+    old = observed.ownership.image_sha256[:12]
     new = desired.image_sha256[:12]
-    if desired.definition.protection or observed.protection:
-        return VmPlan(
-            blockers=(
-                Blocker(
-                    BlockReason.IMAGE_CHANGE_BLOCKED,
-                    f"image changed ({old} → {new}) but the VM is protected: not reimaged; "
-                    "unset spec.protected to allow recreating it",
-                ),
-            )
+    blocker: Blocker | None = None
+    if not old:
+        blocker = Blocker(
+            BlockReason.IMAGE_UNKNOWN,
+            "the VM's ownership notes do not say which image it was made from; not reimaging it "
+            "(recreate the object to rebuild the VM)",
         )
-    actions: list[Action] = []
-    if observed.power_state != "stopped":
-        actions.append(Action(ActionKind.STOP, f"reimage {old} → {new}"))
-    actions.append(Action(ActionKind.DESTROY, f"reimage {old} → {new}"))
-    create = _plan_create(desired, reimage=True)
-    return VmPlan(actions=(*actions, *create.actions), blockers=create.blockers, reimage=True)
+    elif desired.definition.protection:
+        blocker = Blocker(
+            BlockReason.IMAGE_CHANGE_BLOCKED,
+            f"image changed ({old} → {new}) but the VM is protected: not reimaged; "
+            "unset spec.protected to allow recreating it",
+        )
+    else:
+        create = _plan_create(desired, reimage=True)
+        if create.blockers:
+            blocker = create.blockers[0]
+        else:
+            actions: list[Action] = []
+            if observed.protection:
+                actions.append(
+                    Action(ActionKind.SET, "protection 1 → 0 (reimage)", options={"protection": False})
+                )
+            if observed.power_state != "stopped":
+                actions.append(Action(ActionKind.STOP, f"reimage {old} → {new}"))
+            actions.append(Action(ActionKind.DESTROY, f"reimage {old} → {new}"))
+            return VmPlan(actions=(*actions, *create.actions), reimage=True)
+    # Keep the VM on the image it has: plan everything else against that image.
+    kept = _plan_update(replace(desired, image_sha256=observed.ownership.image_sha256), observed)
+    return replace(kept, blockers=(blocker, *kept.blockers))
 
 
 def config_changes(desired: DesiredVM, observed: VmObservation) -> dict[str, ConfigValue]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from proxnix.adapters.kube import KubeApi, KubeError
+from proxnix.adapters.proxmox_client import QmDialect
 from proxnix.api.conditions import ConditionType, now_rfc3339, set_condition
 from proxnix.api.proxmoxnode import ProxmoxNodeSpec, ProxmoxNodeStatus
 from proxnix.proxmox.errors import PermanentError, ProxmoxError
@@ -91,6 +92,9 @@ async def probe_node(nodes: NodeDirectory, kube: KubeApi, ref: NodeRef) -> NodeO
         inventory = await handle.inventory(max_age=0)
         if new_pool or not status.pve_version:
             status.pve_version = await handle.client.pve_version()
+        if handle.pve_version != status.pve_version:
+            handle.pve_version = status.pve_version
+            handle.client.dialect = QmDialect.for_version(status.pve_version)
     except ProxmoxError as exc:
         message = str(exc)[:400]
         reason = type(exc).__name__

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from proxnix.adapters.proxmox_client import ProxmoxClient
 from proxnix.adapters.ssh_pool import PoolSettings, SshCredentials, SshPool, SshPoolRegistry, SshTarget
+from proxnix.api.conditions import now_rfc3339
 from proxnix.api.proxmoxnode import HostKeyPolicy, ProxmoxNodeSpec
 from proxnix.proxmox.inventory import NodeInventory
 
@@ -25,10 +26,17 @@ def node_key(namespace: str, name: str) -> str:
     return f"{namespace}/{name}"
 
 
-@dataclass
-class _Cached:
+@dataclass(frozen=True)
+class Seen:
+    """An inventory and when it was fetched (monotonic, for ages; wall clock, for status)."""
+
     inventory: NodeInventory
     fetched_at: float
+    fetched_wall: str
+
+    @property
+    def age(self) -> float:
+        return time.monotonic() - self.fetched_at
 
 
 @dataclass
@@ -40,35 +48,44 @@ class NodeHandle:
     node_name: str
     pool: SshPool
     client: ProxmoxClient
-    _cached: _Cached | None = None
-    _inflight: asyncio.Task[NodeInventory] | None = None
+    pve_version: str = ""
+    _cached: Seen | None = None
+    _inflight: asyncio.Task[Seen] | None = None
+    _inflight_epoch: int = -1
     _epoch: int = 0
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _uploads: dict[str, asyncio.Lock] = field(default_factory=dict)
 
-    async def inventory(self, max_age: float = 0.0) -> NodeInventory:
-        """The node's inventory, no older than `max_age` seconds (0: a fresh call, shared with concurrent callers)."""
+    async def observe(self, max_age: float = 0.0) -> Seen:
+        """The node's inventory, no older than `max_age` seconds (0: a fetch started after the last change made on
+        the node, shared with concurrent callers)."""
         cached = self._cached
-        if cached is not None and max_age > 0 and time.monotonic() - cached.fetched_at <= max_age:
-            return cached.inventory
-        if self._inflight is None or self._inflight.done():
+        if cached is not None and max_age > 0 and cached.age <= max_age:
+            return cached
+        if self._inflight is None or self._inflight.done() or self._inflight_epoch != self._epoch:
             self._inflight = asyncio.create_task(self._fetch(self._epoch))
+            self._inflight_epoch = self._epoch
         return await asyncio.shield(self._inflight)
 
-    async def _fetch(self, epoch: int) -> NodeInventory:
-        started = time.monotonic()
-        inventory = await self.client.inventory()
-        if epoch == self._epoch:  # no change was made on the node while this call ran
-            self._cached = _Cached(inventory, started)
-        return inventory
+    async def inventory(self, max_age: float = 0.0) -> NodeInventory:
+        return (await self.observe(max_age)).inventory
 
-    def cached_age(self) -> float | None:
-        """Seconds since the cached inventory was fetched, or None."""
-        return None if self._cached is None else time.monotonic() - self._cached.fetched_at
+    async def _fetch(self, epoch: int) -> Seen:
+        started = time.monotonic()
+        wall = now_rfc3339()
+        inventory = await self.client.inventory()
+        seen = Seen(inventory, started, wall)
+        if epoch == self._epoch:  # no change was made on the node while this call ran
+            self._cached = seen
+        return seen
 
     def invalidate(self) -> None:
         """Forget the cached inventory (call after changing anything on the node)."""
         self._epoch += 1
         self._cached = None
+
+    def upload_lock(self, sha256: str) -> asyncio.Lock:
+        """Serialises uploads of one image to this node (parallel creates from one image upload it once)."""
+        return self._uploads.setdefault(sha256, asyncio.Lock())
 
 
 class NodeDirectory:
@@ -81,6 +98,17 @@ class NodeDirectory:
 
     def get(self, namespace: str, name: str) -> NodeHandle | None:
         return self._handles.get(node_key(namespace, name))
+
+    def by_node_name(self, namespace: str, node_name: str) -> NodeHandle | None:
+        """The handle of the ProxmoxNode (in `namespace`) whose Proxmox node name is `node_name`."""
+        return next(
+            (
+                h
+                for h in self._handles.values()
+                if h.key.startswith(f"{namespace}/") and h.node_name == node_name
+            ),
+            None,
+        )
 
     async def configure(
         self,
@@ -113,7 +141,9 @@ class NodeDirectory:
             client=ProxmoxClient(pool, node_name, command_timeout_s=self._command_timeout_s),
         )
         if current is not None:
-            handle.lock = current.lock
+            handle.client.dialect = current.client.dialect
+            handle.pve_version = current.pve_version
+            handle._uploads = current._uploads
         self._handles[key] = handle
         return handle
 

@@ -13,13 +13,16 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from proxnix.adapters.image_upload import upload_image
-from proxnix.adapters.local_images import ImageError, LocalImage, LocalImages
+from proxnix.adapters.image_upload import UploadResult, upload_image
+from proxnix.adapters.local_images import LocalImage, LocalImageError, LocalImages
+from proxnix.api.conditions import ConditionType, find_condition
+from proxnix.api.meta import ANNOTATION_REQUESTED_AT
 from proxnix.api.proxmoxnode import ProxmoxNodeSpec
 from proxnix.api.proxmoxvm import DeletionPolicy, ProxmoxVMSpec, ProxmoxVMStatus
 from proxnix.proxmox.definition import definition_from_spec
@@ -27,15 +30,17 @@ from proxnix.proxmox.errors import (
     AgentNotRunning,
     ConnectionLost,
     NodeUnreachable,
+    NotOwned,
     PermanentError,
+    ProtectionEnabled,
     ProxmoxError,
     TransientError,
 )
 from proxnix.proxmox.guest_agent import GuestInterface
-from proxnix.proxmox.inventory import NodeInventory, VmObservation
+from proxnix.proxmox.inventory import VmObservation
 from proxnix.proxmox.ownership import Owner
 from proxnix.proxmox.plan import Action, ActionKind, DesiredVM, VmPlan, plan_vm
-from proxnix.reconcile.nodes import NodeDirectory, NodeHandle
+from proxnix.reconcile.nodes import NodeDirectory, NodeHandle, Seen
 from proxnix.reconcile.vm_status import Problem, VmFacts, build_status, problem_from_plan
 
 log = logging.getLogger(__name__)
@@ -173,7 +178,7 @@ class VmReconciler:
         async with self.lock_for(vm.uid):
             try:
                 await self._converge(vm, node, facts, outcome, max_age=max_age, drift=drift)
-            except ImageError as exc:
+            except LocalImageError as exc:
                 facts.problem = Problem("ImageUnavailable", str(exc), stalled=exc.permanent)
                 if not exc.permanent:
                     outcome.retry_after, outcome.retry_reason = 30, str(exc)
@@ -201,29 +206,57 @@ class VmReconciler:
         max_age: float,
         drift: bool,
     ) -> None:
-        inventory = await node.inventory(max_age=max_age)
-        observed = inventory.vms.get(vm.spec.vmid)
-        desired = await self._desired(vm, node.spec, observed)
-        plan = plan_vm(desired, inventory)
-        if plan.actions and (node.cached_age() or 0.0) > ACT_MAX_AGE_S and max_age > 0:
-            inventory = await node.inventory(max_age=0)
-            desired = await self._desired(vm, node.spec, inventory.vms.get(vm.spec.vmid))
-            plan = plan_vm(desired, inventory)
-        if plan.actions:
-            for action in plan.actions:
-                await self._act(vm, node, desired, action, outcome, drift=drift)
-            inventory = await node.inventory(max_age=0)
-            desired = await self._desired(vm, node.spec, inventory.vms.get(vm.spec.vmid))
-            plan = plan_vm(desired, inventory)
-        self._record(facts, inventory, plan, vm)
+        seen = await node.observe(max_age=max_age)
+        self._record(facts, seen, None, vm)  # the status stays true even if planning or acting fails
+        moved = _moved(vm, node)
+        if moved is not None:
+            facts.observation, facts.observed_at, facts.problem = None, "", moved
+            return
+        desired, plan = await self._plan(vm, node, seen)
+        self._record(facts, seen, plan, vm)
+        if plan.actions and seen.age > ACT_MAX_AGE_S:
+            seen = await node.observe(max_age=0)  # never act on an old view
+            desired, plan = await self._plan(vm, node, seen)
+            self._record(facts, seen, plan, vm)
+        if not plan.actions:
+            await self._agent(vm, node, facts, outcome)
+            return
+        if drift and ActionKind.DESTROY in plan.kinds():
+            facts.problem = Problem(
+                "ReimagePending",
+                "the image changed without a change of the spec; the VM is recreated on the next change of the "
+                f"object or when it is annotated {ANNOTATION_REQUESTED_AT}",
+                stalled=False,
+            )
+            return
+        upload: UploadResult | None = None
+        if ActionKind.CREATE in plan.kinds():
+            upload = await self._upload(vm, node)  # before anything is destroyed
+        for action in plan.actions:
+            await self._act(vm, node, desired, action, outcome, upload=upload, drift=drift)
+        seen = await node.observe(max_age=0)
+        desired, plan = await self._plan(vm, node, seen)
+        self._record(facts, seen, plan, vm)
         await self._agent(vm, node, facts, outcome)
 
-    def _record(self, facts: VmFacts, inventory: NodeInventory, plan: VmPlan, vm: VmRef) -> None:
-        observed = inventory.vms.get(vm.spec.vmid)
+    async def _plan(self, vm: VmRef, node: NodeHandle, seen: Seen) -> tuple[DesiredVM, VmPlan]:
+        desired = await self._desired(vm, node.spec, seen.inventory.vms.get(vm.spec.vmid))
+        return desired, plan_vm(desired, seen.inventory)
+
+    def _record(self, facts: VmFacts, seen: Seen, plan: VmPlan | None, vm: VmRef) -> None:
+        observed = seen.inventory.vms.get(vm.spec.vmid)
         facts.observation = observed
+        facts.observed_at = seen.fetched_wall
         facts.owned = observed is not None and observed.ownership.owned_by(vm.uid)
         facts.plan = plan
-        facts.problem = problem_from_plan(plan)
+        facts.problem = problem_from_plan(plan) if plan is not None else None
+
+    async def _upload(self, vm: VmRef, node: NodeHandle) -> UploadResult:
+        image = await self.images.resolve(vm.spec.image.source, vm.spec.image.sha256)
+        async with node.upload_lock(image.sha256):
+            return await upload_image(
+                node.pool, image.path, node.spec.image_cache_dir, expected_sha256=image.sha256
+            )
 
     async def _desired(
         self, vm: VmRef, node_spec: ProxmoxNodeSpec, observed: VmObservation | None
@@ -244,7 +277,7 @@ class VmReconciler:
         pins the same sha256 it was made from, the VM is left as it is rather than failing the whole resync."""
         try:
             return await self.images.resolve(vm.spec.image.source, vm.spec.image.sha256)
-        except ImageError as exc:
+        except LocalImageError as exc:
             if exc.permanent or observed is None or not observed.ownership.owned_by(vm.uid):
                 raise
             made_from = observed.ownership.image_sha256
@@ -268,6 +301,7 @@ class VmReconciler:
         action: Action,
         outcome: VmOutcome,
         *,
+        upload: UploadResult | None,
         drift: bool,
     ) -> None:
         client = node.client
@@ -276,13 +310,8 @@ class VmReconciler:
         started = time.monotonic()
         try:
             if action.kind == ActionKind.CREATE:
-                image = await self.images.resolve(vm.spec.image.source, vm.spec.image.sha256)
-                upload = await upload_image(
-                    node.pool, image.path, node.spec.image_cache_dir, expected_sha256=image.sha256
-                )
-                await client.create_vm(
-                    desired.definition, vm.owner, image_sha256=image.sha256, import_from=upload.remote_path
-                )
+                assert upload is not None
+                await self._create(node, desired, vm.owner, upload)
             elif action.kind == ActionKind.SET:
                 await client.update_vm(vmid, uid, action.options)
             elif action.kind == ActionKind.RESIZE:
@@ -300,6 +329,8 @@ class VmReconciler:
                 await client.destroy_vm(vmid, uid, stop_first=True)
         finally:
             node.invalidate()
+            if action.kind != ActionKind.SET and action.kind != ActionKind.RESIZE:
+                self._agent_seen.pop(uid, None)  # addresses change with the guest's life
         took = time.monotonic() - started
         prefix = "drift: " if drift else ""
         outcome.events.append(
@@ -355,7 +386,11 @@ class VmReconciler:
             return DeleteOutcome(
                 True, [VmEvent("Normal", "Retained", f"VM {vmid} kept on the node: it is protected")]
             )
-        node = self._node(vm)
+        # The VM this object made: the status remembers where, even if the spec was edited since.
+        if vm.status.vmid is not None and _provisioned(vm.status):
+            vmid = vm.status.vmid
+        node = self.nodes.by_node_name(vm.namespace, vm.status.node) if vm.status.node else None
+        node = node or self._node(vm)
         if node is None:
             message = (
                 f"ProxmoxNode {vm.spec.node!r} is not available; VM {vmid} is kept until it is "
@@ -368,6 +403,11 @@ class VmReconciler:
             if observed is None:
                 return DeleteOutcome(
                     True, [VmEvent("Normal", "AlreadyGone", f"VM {vmid} is not on the node")]
+                )
+            if observed.config is None or (observed.lock == "create" and observed.ownership.owner is None):
+                # Unreadable, or a create still in progress (its placeholder has no marker yet): wait and look again.
+                return DeleteOutcome(
+                    False, retry_after=10, message=f"VM {vmid} cannot be judged yet; retrying"
                 )
             if not observed.ownership.owned_by(vm.uid):
                 return DeleteOutcome(
@@ -394,18 +434,71 @@ class VmReconciler:
             started = time.monotonic()
             destroyed = await node.client.destroy_vm(vmid, vm.uid, stop_first=True)
             node.invalidate()
-        except TransientError as exc:
-            return DeleteOutcome(False, retry_after=15, message=_short(exc))
-        except PermanentError as exc:
-            # Refused by the node or the driver (protection, not ours): keep the VM, let the object go.
+        except (NotOwned, ProtectionEnabled) as exc:
+            # The driver's own guard refused: keep the VM and let the object go.
             return DeleteOutcome(
                 True, [VmEvent("Warning", type(exc).__name__, f"VM {vmid} kept: {_short(exc)}")]
             )
+        except ProxmoxError as exc:
+            # Anything else (a lost connection, a lock, a credential problem) may clear: keep the finalizer.
+            return DeleteOutcome(False, retry_after=15, message=_short(exc))
         took = time.monotonic() - started
         message = (
             f"VM {vmid} destroyed on {node.node_name} ({took:.1f} s)" if destroyed else f"VM {vmid} gone"
         )
         return DeleteOutcome(True, [VmEvent("Normal", "Destroyed", message)])
+
+    async def _create(self, node: NodeHandle, desired: DesiredVM, owner: Owner, upload: UploadResult) -> None:
+        """Create the VM with its boot disk: one `qm create ... import-from=` (PVE 7.2+), else create then
+        `qm importdisk` and attach (older nodes)."""
+        client = node.client
+        if _version(node.pve_version) >= (7, 2):
+            await client.create_vm(
+                desired.definition, owner, image_sha256=desired.image_sha256, import_from=upload.remote_path
+            )
+            return
+        await client.create_vm(desired.definition, owner, image_sha256=desired.image_sha256)
+        node.invalidate()
+        await client.import_image(
+            desired.definition.vmid,
+            owner.uid,
+            upload.remote_path,
+            slot=desired.definition.disk_slot,
+            storage=desired.definition.disk_storage,
+            method="importdisk",
+            image_format=upload.format,
+        )
+
+
+def _provisioned(status: ProxmoxVMStatus) -> bool:
+    found = find_condition(status.conditions, ConditionType.PROVISIONED)
+    return found is not None and found.status == "True"
+
+
+def _version(text: str) -> tuple[int, int]:
+    """(major, minor) of a PVE version string; unknown versions count as current."""
+    parts = re.findall(r"[0-9]+", text)[:2]
+    if not parts:
+        return (8, 0)
+    return (int(parts[0]), int(parts[1]) if len(parts) > 1 else 0)
+
+
+def _moved(vm: VmRef, node: NodeHandle) -> Problem | None:
+    """A provisioned VM whose spec now names another VMID or node: proxnix does not move VMs."""
+    if not _provisioned(vm.status):
+        return None
+    if vm.status.vmid is not None and vm.status.vmid != vm.spec.vmid:
+        what = f"spec.vmid changed from {vm.status.vmid} to {vm.spec.vmid}"
+    elif vm.status.node and vm.status.node != node.node_name:
+        what = f"spec.node now names node {node.node_name!r}, but the VM is on {vm.status.node!r}"
+    else:
+        return None
+    return Problem(
+        "ImmutableField",
+        f"{what}; proxnix does not move or renumber VMs: restore the old value, or delete the object "
+        "and create a new one",
+        stalled=True,
+    )
 
 
 _NO_PATH = Path("/nonexistent")

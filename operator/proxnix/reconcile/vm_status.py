@@ -6,9 +6,16 @@ them into the next status, keeping condition transition times from the previous 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from proxnix.api.conditions import Condition, ConditionStatus, ConditionType, now_rfc3339, set_condition
+from proxnix.api.conditions import (
+    Condition,
+    ConditionStatus,
+    ConditionType,
+    find_condition,
+    now_rfc3339,
+    set_condition,
+)
 from proxnix.api.proxmoxvm import ObservedVM, Phase, ProxmoxVMStatus, RunStrategy
 from proxnix.proxmox.inventory import VmObservation
 from proxnix.proxmox.plan import BlockReason, VmPlan
@@ -40,7 +47,7 @@ class VmFacts:
     ip_addresses: list[str] | None = None
     agent: tuple[ConditionStatus, str, str] | None = None  # (status, reason, message)
     requested_at: str = ""
-    changed: list[str] = field(default_factory=list)
+    observed_at: str = ""  # when the node was read (empty: it was not, this time)
 
 
 def _phase(facts: VmFacts) -> Phase:
@@ -87,22 +94,45 @@ def build_status(previous: ProxmoxVMStatus, facts: VmFacts, now: str | None = No
 
     status = previous.model_copy(deep=True)
     status.observed_generation = gen
-    status.node = facts.node_name
-    status.vmid = facts.vmid
     status.phase = _phase(facts)
     if facts.requested_at:
         status.last_handled_reconcile_at = facts.requested_at
 
-    if facts.node_unreachable:
-        message = facts.problem.message if facts.problem else "the node cannot be reached"
-        for type_ in (ConditionType.READY, ConditionType.IN_SYNC):
-            put(type_, "Unknown", "NodeUnreachable", message)
-        put(ConditionType.RECONCILING, "True", "NodeUnreachable", "retrying: " + message)
+    if facts.node_unreachable or not facts.observed_at:
+        # Nothing fresh was seen: keep the last observation rather than claim the VM changed or vanished.
+        issue = facts.problem or Problem("NotObserved", "the node was not read", stalled=False)
+        provisioned = find_condition(previous.conditions, ConditionType.PROVISIONED)
+        was_provisioned = provisioned is not None and provisioned.status == "True"
+        if facts.node_unreachable:
+            status.phase = Phase.UNKNOWN
+        elif not was_provisioned:
+            status.phase = Phase.FAILED if issue.stalled else Phase.PENDING
+        ready_status: ConditionStatus = "Unknown" if facts.node_unreachable else "False"
+        put(ConditionType.READY, ready_status, issue.reason, issue.message)
+        put(
+            ConditionType.IN_SYNC,
+            "Unknown" if facts.node_unreachable else "False",
+            issue.reason,
+            issue.message,
+        )
+        if issue.stalled:
+            put(ConditionType.STALLED, "True", issue.reason, issue.message)
+            put(
+                ConditionType.RECONCILING,
+                "False",
+                issue.reason,
+                "waiting for a change of the spec or the node",
+            )
+        else:
+            put(ConditionType.STALLED, "False", "NotStalled", "")
+            put(ConditionType.RECONCILING, "True", issue.reason, "retrying: " + issue.message)
         status.conditions = conds
         return status
 
     obs = facts.observation if facts.owned else None
-    status.last_sync_time = stamp
+    status.last_sync_time = facts.observed_at
+    status.node = facts.node_name
+    status.vmid = facts.vmid
     if obs is not None:
         status.observed = obs.to_observed()
         status.image_sha256 = obs.ownership.image_sha256
@@ -111,6 +141,8 @@ def build_status(previous: ProxmoxVMStatus, facts: VmFacts, now: str | None = No
     else:
         status.observed = ObservedVM()
         status.ip_addresses = []
+        status.image_sha256 = ""
+        status.image_short = ""
         reason = facts.problem.reason if facts.problem and facts.problem.stalled else "NotCreated"
         message = facts.problem.message if facts.problem else f"VM {facts.vmid} is not created yet"
         put(ConditionType.PROVISIONED, "False", reason, message)
