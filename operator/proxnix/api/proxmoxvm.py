@@ -231,7 +231,8 @@ class ProxmoxVMSpec(ApiModel):
         default=RunStrategy.ALWAYS,
         description=(
             "Always: keep running (start when stopped). Halted: keep stopped. Manual: never change the power state, "
-            "only report it. RerunOnFailure: start again only when the VM stopped without being asked to."
+            "only report it. RerunOnFailure: start it when created; afterwards a stopped VM is left stopped and "
+            "reported (Proxmox does not tell a guest's own shutdown from a crash, so it is not restarted)."
         ),
     )
     deletion_policy: DeletionPolicy = Field(
