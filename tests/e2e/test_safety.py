@@ -80,3 +80,29 @@ def test_vmid_used_on_another_node_is_a_conflict(sandbox: Sandbox, image: Path) 
     assert node_config(sb, "pve1", 131) is None
     sb.kubectl("delete", "proxmoxvm", "clash", "-n", "default")
     assert node_config(sb, "pve2", 131) is not None
+
+
+def test_missing_image_file_keeps_the_vm_and_says_so(sandbox: Sandbox) -> None:
+    sb = sandbox
+    image = sb.make_image("ephemeral", "1G")
+    sb.apply(vm_manifest("gcd", 161, image))
+    sb.wait_for(
+        lambda: (o := sb.get("proxmoxvm", "gcd")) and o["status"].get("phase") == "Running", 60, "Running"
+    )
+    image.unlink()  # e.g. the nix store path was garbage-collected
+    sb.kubectl("patch", "proxmoxvm", "gcd", "--type", "merge", "-p", '{"spec":{"memoryMiB":768}}')
+    vm = sb.wait_for(
+        lambda: (
+            (o := sb.get("proxmoxvm", "gcd"))
+            and condition(o, "InSync").get("reason") == "ImageUnavailable"
+            and o
+        ),
+        30,
+        "InSync=False ImageUnavailable",
+    )
+    assert "does not exist" in condition(vm, "InSync")["message"]
+    config = node_config(sb, "pve1", 161)
+    assert config is not None
+    assert config["memory"] == "768"  # updated in place, not recreated
+    sb.kubectl("delete", "proxmoxvm", "gcd", "-n", "default")
+    assert node_config(sb, "pve1", 161) is None

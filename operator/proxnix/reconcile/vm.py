@@ -17,10 +17,9 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from proxnix.adapters.image_upload import UploadResult, upload_image
-from proxnix.adapters.local_images import LocalImage, LocalImageError, LocalImages
+from proxnix.adapters.local_images import LocalImageError, LocalImages
 from proxnix.api.conditions import ConditionType, find_condition
 from proxnix.api.meta import ANNOTATION_REQUESTED_AT
 from proxnix.api.proxmoxnode import ProxmoxNodeSpec
@@ -212,12 +211,12 @@ class VmReconciler:
         if moved is not None:
             facts.observation, facts.observed_at, facts.problem = None, "", moved
             return
-        desired, plan = await self._plan(vm, node, seen)
-        self._record(facts, seen, plan, vm)
+        desired, plan, image_problem = await self._plan(vm, node, seen)
+        self._record(facts, seen, plan, vm, image_problem)
         if plan.actions and seen.age > ACT_MAX_AGE_S:
             seen = await node.observe(max_age=0)  # never act on an old view
-            desired, plan = await self._plan(vm, node, seen)
-            self._record(facts, seen, plan, vm)
+            desired, plan, image_problem = await self._plan(vm, node, seen)
+            self._record(facts, seen, plan, vm, image_problem)
         if not plan.actions:
             await self._agent(vm, node, facts, outcome)
             return
@@ -235,21 +234,25 @@ class VmReconciler:
         for action in plan.actions:
             await self._act(vm, node, desired, action, outcome, upload=upload, drift=drift)
         seen = await node.observe(max_age=0)
-        desired, plan = await self._plan(vm, node, seen)
-        self._record(facts, seen, plan, vm)
+        desired, plan, image_problem = await self._plan(vm, node, seen)
+        self._record(facts, seen, plan, vm, image_problem)
         await self._agent(vm, node, facts, outcome)
 
-    async def _plan(self, vm: VmRef, node: NodeHandle, seen: Seen) -> tuple[DesiredVM, VmPlan]:
-        desired = await self._desired(vm, node.spec, seen.inventory.vms.get(vm.spec.vmid))
-        return desired, plan_vm(desired, seen.inventory)
+    async def _plan(
+        self, vm: VmRef, node: NodeHandle, seen: Seen
+    ) -> tuple[DesiredVM, VmPlan, Problem | None]:
+        desired, image_problem = await self._desired(vm, node.spec, seen.inventory.vms.get(vm.spec.vmid))
+        return desired, plan_vm(desired, seen.inventory), image_problem
 
-    def _record(self, facts: VmFacts, seen: Seen, plan: VmPlan | None, vm: VmRef) -> None:
+    def _record(
+        self, facts: VmFacts, seen: Seen, plan: VmPlan | None, vm: VmRef, image_problem: Problem | None = None
+    ) -> None:
         observed = seen.inventory.vms.get(vm.spec.vmid)
         facts.observation = observed
         facts.observed_at = seen.fetched_wall
         facts.owned = observed is not None and observed.ownership.owned_by(vm.uid)
         facts.plan = plan
-        facts.problem = problem_from_plan(plan) if plan is not None else None
+        facts.problem = (problem_from_plan(plan) if plan is not None else None) or image_problem
 
     async def _upload(self, vm: VmRef, node: NodeHandle) -> UploadResult:
         image = await self.images.resolve(vm.spec.image.source, vm.spec.image.sha256)
@@ -260,38 +263,34 @@ class VmReconciler:
 
     async def _desired(
         self, vm: VmRef, node_spec: ProxmoxNodeSpec, observed: VmObservation | None
-    ) -> DesiredVM:
+    ) -> tuple[DesiredVM, Problem | None]:
+        """The desired VM, and a problem to report when the image could not be read (the VM then keeps its own)."""
         definition = definition_from_spec(vm.spec, node_spec, vm.name)
-        image = await self._image_for_plan(vm, observed)
-        return DesiredVM(
+        sha256, size, problem = await self._image_for_plan(vm, observed)
+        desired = DesiredVM(
             definition=definition,
             owner=vm.owner,
-            image_sha256=image.sha256,
-            image_size_bytes=image.virtual_size_bytes,
+            image_sha256=sha256,
+            image_size_bytes=size,
             run_strategy=vm.spec.run_strategy,
             reboot_for_pending=vm.spec.reboot_for_pending_changes,
         )
+        return desired, problem
 
-    async def _image_for_plan(self, vm: VmRef, observed: VmObservation | None) -> LocalImage:
-        """The image the spec names. If the file is gone (e.g. garbage-collected) but the VM exists and the spec
-        pins the same sha256 it was made from, the VM is left as it is rather than failing the whole resync."""
+    async def _image_for_plan(
+        self, vm: VmRef, observed: VmObservation | None
+    ) -> tuple[str, int, Problem | None]:
+        """The sha256 and virtual size of the image the spec names. When the file cannot be read right now (gone,
+        e.g. garbage-collected, or not there yet) and our VM exists, the plan keeps the VM on the image it was made
+        from — it is updated in place but never reimaged on a guess — and the problem is reported."""
         try:
-            return await self.images.resolve(vm.spec.image.source, vm.spec.image.sha256)
+            image = await self.images.resolve(vm.spec.image.source, vm.spec.image.sha256)
         except LocalImageError as exc:
             if exc.permanent or observed is None or not observed.ownership.owned_by(vm.uid):
                 raise
-            made_from = observed.ownership.image_sha256
-            if vm.spec.image.sha256 is not None and vm.spec.image.sha256 != made_from:
-                raise
-            if vm.spec.image.sha256 is None and made_from != vm.status.image_sha256:
-                raise
-            return LocalImage(
-                path=_NO_PATH,
-                sha256=made_from,
-                format="qcow2",
-                size_bytes=0,
-                virtual_size_bytes=int((observed.disk_gib or 0) * 1024**3),
-            )
+            size = int((observed.disk_gib or 0) * 1024**3)
+            return observed.ownership.image_sha256, size, Problem("ImageUnavailable", str(exc), stalled=False)
+        return image.sha256, image.virtual_size_bytes, None
 
     async def _act(
         self,
@@ -499,9 +498,6 @@ def _moved(vm: VmRef, node: NodeHandle) -> Problem | None:
         "and create a new one",
         stalled=True,
     )
-
-
-_NO_PATH = Path("/nonexistent")
 
 
 def _short(exc: BaseException, limit: int = 400) -> str:
