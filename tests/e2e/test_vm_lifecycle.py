@@ -141,3 +141,33 @@ def test_changing_the_vmid_of_a_provisioned_vm_is_refused(sandbox: Sandbox, imag
     # Deleting destroys the VM the object made (105), not the one the spec names now.
     sb.kubectl("delete", "proxmoxvm", "renum", "-n", "default")
     assert node_config(sb, "pve1", 105) is None
+
+
+def test_pending_changes_reboot_when_the_spec_asks_for_it(sandbox: Sandbox, image: Path) -> None:
+    sb = sandbox
+    sb.apply(vm_manifest("rebooter", 107, image, rebootForPendingChanges=True))
+    sb.wait_for(
+        lambda: (o := sb.get("proxmoxvm", "rebooter")) and o["status"].get("phase") == "Running",
+        60,
+        "Running",
+    )
+    sb.kubectl("patch", "proxmoxvm", "rebooter", "--type", "merge", "-p", '{"spec":{"cores":2}}')
+    sb.wait_for(
+        lambda: any(e["reason"] == "Rebooted" for e in events(sb, "rebooter")), 30, "a Rebooted Event"
+    )
+    # After the reboot the change is in effect: nothing pending, and the VM runs.
+    assert sb.ssh("pve1", "qm pending 107").rc == 0
+    current = sb.ssh("pve1", "qm config 107 --current").out
+    assert "cores: 2" in current
+    vm = sb.wait_for(
+        lambda: (
+            (o := sb.get("proxmoxvm", "rebooter"))
+            and condition(o, "RestartRequired").get("status") == "False"
+            and o["status"].get("phase") == "Running"
+            and o
+        ),
+        30,
+        "no restart required",
+    )
+    assert vm["status"]["observed"]["cores"] == 2
+    sb.kubectl("delete", "proxmoxvm", "rebooter", "-n", "default")
