@@ -28,7 +28,10 @@ def _immutable(field: str) -> dict[str, Any]:
     """A CEL rule (enforced by the API server) that keeps a field as it was created."""
     return {
         "x-kubernetes-validations": [
-            {"rule": "self == oldSelf", "message": f"{field} cannot be changed; create a new ProxmoxVM instead"}
+            {
+                "rule": "self == oldSelf",
+                "message": f"{field} cannot be changed; create a new ProxmoxVM instead",
+            }
         ]
     }
 

@@ -170,7 +170,7 @@ class VmReconciler:
                 stalled=False,
             )
             return VmOutcome(
-                build_status(vm.status, facts), retry_after=15, retry_reason=facts.problem.message
+                build_status(vm.status, facts), retry_after=5, retry_reason=facts.problem.message
             )
         facts.node_name = node.node_name
         outcome = VmOutcome(status=vm.status)
