@@ -15,7 +15,7 @@ from proxnix.api.conditions import ConditionType, find_condition, set_condition
 from proxnix.api.meta import ANNOTATION_REQUESTED_AT, GROUP, VERSION
 from proxnix.api.proxmoxvm import INFO, Phase, ProxmoxVMSpec, ProxmoxVMStatus
 from proxnix.handlers.context import OperatorConfig, OperatorContext
-from proxnix.reconcile.vm import VmEvent, VmOutcome, VmRef
+from proxnix.reconcile.vm_types import VmEvent, VmOutcome, VmRef
 
 PLURAL = INFO.plural
 

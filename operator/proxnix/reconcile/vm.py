@@ -16,22 +16,17 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from proxnix.adapters.image_upload import UploadResult, upload_image
 from proxnix.adapters.local_images import LocalImageError, LocalImages
-from proxnix.api.conditions import ConditionType, find_condition
 from proxnix.api.meta import ANNOTATION_REQUESTED_AT
 from proxnix.api.proxmoxnode import ProxmoxNodeSpec
-from proxnix.api.proxmoxvm import DeletionPolicy, ProxmoxVMSpec, ProxmoxVMStatus
 from proxnix.proxmox.definition import definition_from_spec
 from proxnix.proxmox.errors import (
     AgentNotRunning,
     ConnectionLost,
     NodeUnreachable,
-    NotOwned,
     PermanentError,
-    ProtectionEnabled,
     ProxmoxError,
     TransientError,
 )
@@ -40,7 +35,9 @@ from proxnix.proxmox.inventory import VmObservation
 from proxnix.proxmox.ownership import Owner
 from proxnix.proxmox.plan import Action, ActionKind, DesiredVM, VmPlan, plan_vm
 from proxnix.reconcile.nodes import NodeDirectory, NodeHandle, Seen
+from proxnix.reconcile.vm_delete import delete_vm
 from proxnix.reconcile.vm_status import Problem, VmFacts, build_status, problem_from_plan
+from proxnix.reconcile.vm_types import DeleteOutcome, VmEvent, VmOutcome, VmRef, provisioned, short
 
 log = logging.getLogger(__name__)
 
@@ -48,54 +45,6 @@ log = logging.getLogger(__name__)
 ACT_MAX_AGE_S = 1.0
 # How often a running VM's addresses are re-read from the guest agent once known.
 AGENT_REFRESH_S = 600.0
-
-
-@dataclass(frozen=True)
-class VmRef:
-    """The ProxmoxVM object being reconciled."""
-
-    namespace: str
-    name: str
-    uid: str
-    generation: int
-    spec: ProxmoxVMSpec
-    status: ProxmoxVMStatus
-    requested_at: str = ""
-
-    @property
-    def owner(self) -> Owner:
-        return Owner(namespace=self.namespace, name=self.name, uid=self.uid)
-
-
-@dataclass(frozen=True)
-class VmEvent:
-    """A Kubernetes Event to record on the object."""
-
-    type: str  # Normal | Warning
-    reason: str
-    message: str
-
-
-@dataclass
-class VmOutcome:
-    """The result of one reconcile: the status to write, the events to post, and whether to retry."""
-
-    status: ProxmoxVMStatus
-    events: list[VmEvent] = field(default_factory=list)
-    retry_after: float | None = None
-    retry_reason: str = ""
-    stalled: bool = False
-    waiting_for_agent: bool = False
-
-
-@dataclass
-class DeleteOutcome:
-    """The result of a deletion attempt: done (the finalizer may go) or retry."""
-
-    done: bool
-    events: list[VmEvent] = field(default_factory=list)
-    retry_after: float | None = None
-    message: str = ""
 
 
 _EVENT_REASONS = {
@@ -183,14 +132,14 @@ class VmReconciler:
                     outcome.retry_after, outcome.retry_reason = 30, str(exc)
             except (NodeUnreachable, ConnectionLost) as exc:
                 facts.node_unreachable = True
-                facts.problem = Problem("NodeUnreachable", _short(exc), stalled=False)
-                outcome.retry_after, outcome.retry_reason = 20, _short(exc)
+                facts.problem = Problem("NodeUnreachable", short(exc), stalled=False)
+                outcome.retry_after, outcome.retry_reason = 20, short(exc)
             except TransientError as exc:
-                facts.problem = Problem(type(exc).__name__, _short(exc), stalled=False)
-                outcome.retry_after, outcome.retry_reason = 10, _short(exc)
+                facts.problem = Problem(type(exc).__name__, short(exc), stalled=False)
+                outcome.retry_after, outcome.retry_reason = 10, short(exc)
             except PermanentError as exc:
-                facts.problem = Problem(type(exc).__name__, _short(exc), stalled=True)
-                outcome.events.append(VmEvent("Warning", type(exc).__name__, _short(exc)))
+                facts.problem = Problem(type(exc).__name__, short(exc), stalled=True)
+                outcome.events.append(VmEvent("Warning", type(exc).__name__, short(exc)))
         outcome.stalled = facts.problem is not None and facts.problem.stalled
         outcome.status = build_status(vm.status, facts)
         return outcome
@@ -358,11 +307,11 @@ class VmReconciler:
         try:
             interfaces = await node.client.guest_interfaces(vm.spec.vmid)
         except AgentNotRunning as exc:
-            facts.agent = ("False", "AgentNotRunning", _short(exc))
+            facts.agent = ("False", "AgentNotRunning", short(exc))
             outcome.waiting_for_agent = True
             return
         except ProxmoxError as exc:
-            facts.agent = ("Unknown", type(exc).__name__, _short(exc))
+            facts.agent = ("Unknown", type(exc).__name__, short(exc))
             return
         facts.ip_addresses = usable_addresses(interfaces)
         self._agent_seen[vm.uid] = (time.monotonic(), facts.ip_addresses)
@@ -371,81 +320,9 @@ class VmReconciler:
     # --- delete ----------------------------------------------------------------------------------------------------
 
     async def delete(self, vm: VmRef) -> DeleteOutcome:
-        """Destroy the VM if policy allows and it is ours; never on doubt."""
+        """Destroy the VM if policy allows and it is ours; never on doubt (see `vm_delete`)."""
         async with self.lock_for(vm.uid):
-            return await self._delete(vm)
-
-    async def _delete(self, vm: VmRef) -> DeleteOutcome:
-        vmid = vm.spec.vmid
-        if vm.spec.deletion_policy == DeletionPolicy.RETAIN:
-            return DeleteOutcome(
-                True, [VmEvent("Normal", "Retained", f"VM {vmid} kept on the node (deletionPolicy Retain)")]
-            )
-        if vm.spec.protected:
-            return DeleteOutcome(
-                True, [VmEvent("Normal", "Retained", f"VM {vmid} kept on the node: it is protected")]
-            )
-        # The VM this object made: the status remembers where, even if the spec was edited since.
-        if vm.status.vmid is not None and _provisioned(vm.status):
-            vmid = vm.status.vmid
-        node = self.nodes.by_node_name(vm.namespace, vm.status.node) if vm.status.node else None
-        node = node or self._node(vm)
-        if node is None:
-            message = (
-                f"ProxmoxNode {vm.spec.node!r} is not available; VM {vmid} is kept until it is "
-                "(remove the finalizer to abandon the VM)"
-            )
-            return DeleteOutcome(False, retry_after=30, message=message)
-        try:
-            inventory = await node.inventory(max_age=0)
-            observed = inventory.vms.get(vmid)
-            if observed is None:
-                return DeleteOutcome(
-                    True, [VmEvent("Normal", "AlreadyGone", f"VM {vmid} is not on the node")]
-                )
-            if observed.config is None or (observed.lock == "create" and observed.ownership.owner is None):
-                # Unreadable, or a create still in progress (its placeholder has no marker yet): wait and look again.
-                return DeleteOutcome(
-                    False, retry_after=10, message=f"VM {vmid} cannot be judged yet; retrying"
-                )
-            if not observed.ownership.owned_by(vm.uid):
-                return DeleteOutcome(
-                    True,
-                    [
-                        VmEvent(
-                            "Warning",
-                            "NotOwned",
-                            f"VM {vmid} on {node.node_name} was not created for this object; left untouched",
-                        )
-                    ],
-                )
-            if observed.protection:
-                return DeleteOutcome(
-                    True,
-                    [
-                        VmEvent(
-                            "Warning",
-                            "Retained",
-                            f"VM {vmid} has Proxmox protection enabled; kept on the node",
-                        )
-                    ],
-                )
-            started = time.monotonic()
-            destroyed = await node.client.destroy_vm(vmid, vm.uid, stop_first=True)
-            node.invalidate()
-        except (NotOwned, ProtectionEnabled) as exc:
-            # The driver's own guard refused: keep the VM and let the object go.
-            return DeleteOutcome(
-                True, [VmEvent("Warning", type(exc).__name__, f"VM {vmid} kept: {_short(exc)}")]
-            )
-        except ProxmoxError as exc:
-            # Anything else (a lost connection, a lock, a credential problem) may clear: keep the finalizer.
-            return DeleteOutcome(False, retry_after=15, message=_short(exc))
-        took = time.monotonic() - started
-        message = (
-            f"VM {vmid} destroyed on {node.node_name} ({took:.1f} s)" if destroyed else f"VM {vmid} gone"
-        )
-        return DeleteOutcome(True, [VmEvent("Normal", "Destroyed", message)])
+            return await delete_vm(self.nodes, vm)
 
     async def _create(self, node: NodeHandle, desired: DesiredVM, owner: Owner, upload: UploadResult) -> None:
         """Create the VM with its boot disk: one `qm create ... import-from=` (PVE 7.2+), else create then
@@ -469,11 +346,6 @@ class VmReconciler:
         )
 
 
-def _provisioned(status: ProxmoxVMStatus) -> bool:
-    found = find_condition(status.conditions, ConditionType.PROVISIONED)
-    return found is not None and found.status == "True"
-
-
 def _version(text: str) -> tuple[int, int]:
     """(major, minor) of a PVE version string; unknown versions count as current."""
     parts = re.findall(r"[0-9]+", text)[:2]
@@ -484,7 +356,7 @@ def _version(text: str) -> tuple[int, int]:
 
 def _moved(vm: VmRef, node: NodeHandle) -> Problem | None:
     """A provisioned VM whose spec now names another VMID or node: proxnix does not move VMs."""
-    if not _provisioned(vm.status):
+    if not provisioned(vm.status):
         return None
     if vm.status.vmid is not None and vm.status.vmid != vm.spec.vmid:
         what = f"spec.vmid changed from {vm.status.vmid} to {vm.spec.vmid}"
@@ -498,8 +370,3 @@ def _moved(vm: VmRef, node: NodeHandle) -> Problem | None:
         "and create a new one",
         stalled=True,
     )
-
-
-def _short(exc: BaseException, limit: int = 400) -> str:
-    text = str(exc)
-    return text if len(text) <= limit else text[: limit - 1] + "…"

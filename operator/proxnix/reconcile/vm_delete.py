@@ -1,0 +1,80 @@
+"""ProxmoxVM deletion: destroy the VM when the policy allows and it is provably ours; keep it on any doubt.
+
+Order of refusals: deletionPolicy Retain and spec.protected keep the VM; an unavailable node or an unreadable (or
+still-being-created) VM keeps the finalizer and retries; a VM without our marker, or with Proxmox protection, is
+left on the node and the object goes. Only then is the VM stopped and destroyed with its disks.
+"""
+
+from __future__ import annotations
+
+import time
+
+from proxnix.api.proxmoxvm import DeletionPolicy
+from proxnix.proxmox.errors import NotOwned, ProtectionEnabled, ProxmoxError
+from proxnix.reconcile.nodes import NodeDirectory
+from proxnix.reconcile.vm_types import DeleteOutcome, VmEvent, VmRef, provisioned, short
+
+
+async def delete_vm(nodes: NodeDirectory, vm: VmRef) -> DeleteOutcome:
+    vmid = vm.spec.vmid
+    if vm.spec.deletion_policy == DeletionPolicy.RETAIN:
+        return DeleteOutcome(
+            True, [VmEvent("Normal", "Retained", f"VM {vmid} kept on the node (deletionPolicy Retain)")]
+        )
+    if vm.spec.protected:
+        return DeleteOutcome(
+            True, [VmEvent("Normal", "Retained", f"VM {vmid} kept on the node: it is protected")]
+        )
+    # The VM this object made: the status remembers where, even if the spec was edited since.
+    if vm.status.vmid is not None and provisioned(vm.status):
+        vmid = vm.status.vmid
+    node = nodes.by_node_name(vm.namespace, vm.status.node) if vm.status.node else None
+    node = node or nodes.get(vm.namespace, vm.spec.node)
+    if node is None:
+        message = (
+            f"ProxmoxNode {vm.spec.node!r} is not available; VM {vmid} is kept until it is "
+            "(remove the finalizer to abandon the VM)"
+        )
+        return DeleteOutcome(False, retry_after=30, message=message)
+    try:
+        inventory = await node.inventory(max_age=0)
+        observed = inventory.vms.get(vmid)
+        if observed is None:
+            return DeleteOutcome(True, [VmEvent("Normal", "AlreadyGone", f"VM {vmid} is not on the node")])
+        if observed.config is None or (observed.lock == "create" and observed.ownership.owner is None):
+            # Unreadable, or a create still in progress (its placeholder has no marker yet): wait and look again.
+            return DeleteOutcome(False, retry_after=10, message=f"VM {vmid} cannot be judged yet; retrying")
+        if not observed.ownership.owned_by(vm.uid):
+            return DeleteOutcome(
+                True,
+                [
+                    VmEvent(
+                        "Warning",
+                        "NotOwned",
+                        f"VM {vmid} on {node.node_name} was not created for this object; left untouched",
+                    )
+                ],
+            )
+        if observed.protection:
+            return DeleteOutcome(
+                True,
+                [
+                    VmEvent(
+                        "Warning",
+                        "Retained",
+                        f"VM {vmid} has Proxmox protection enabled; kept on the node",
+                    )
+                ],
+            )
+        started = time.monotonic()
+        destroyed = await node.client.destroy_vm(vmid, vm.uid, stop_first=True)
+        node.invalidate()
+    except (NotOwned, ProtectionEnabled) as exc:
+        # The driver's own guard refused: keep the VM and let the object go.
+        return DeleteOutcome(True, [VmEvent("Warning", type(exc).__name__, f"VM {vmid} kept: {short(exc)}")])
+    except ProxmoxError as exc:
+        # Anything else (a lost connection, a lock, a credential problem) may clear: keep the finalizer.
+        return DeleteOutcome(False, retry_after=15, message=short(exc))
+    took = time.monotonic() - started
+    message = f"VM {vmid} destroyed on {node.node_name} ({took:.1f} s)" if destroyed else f"VM {vmid} gone"
+    return DeleteOutcome(True, [VmEvent("Normal", "Destroyed", message)])
