@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 ACT_MAX_AGE_S = 1.0
 # How often a running VM's addresses are re-read from the guest agent once known.
 AGENT_REFRESH_S = 600.0
+# How long a reboot (for pending changes) may wait for the guest before qm gives up (and the next run retries).
+REBOOT_TIMEOUT_S = 120
 
 
 _EVENT_REASONS = {
@@ -272,7 +274,7 @@ class VmReconciler:
             elif action.kind == ActionKind.STOP:
                 await client.stop_vm(vmid, uid)
             elif action.kind == ActionKind.REBOOT:
-                await client.reboot_vm(vmid, uid)
+                await client.reboot_vm(vmid, uid, timeout_s=REBOOT_TIMEOUT_S)
             elif action.kind == ActionKind.DESTROY:
                 await client.destroy_vm(vmid, uid, stop_first=True)
         finally:

@@ -194,8 +194,11 @@ def build_status(previous: ProxmoxVMStatus, facts: VmFacts, now: str | None = No
             put(ConditionType.RECONCILING, "False", "Succeeded", "")
             put(ConditionType.READY, "True", "Succeeded", _ready_message(facts, status))
         else:
-            put(ConditionType.RECONCILING, "True", "Progressing", "waiting for the VM's power state")
-            put(ConditionType.READY, "False", "Progressing", "waiting for the VM's power state")
+            power = obs.power_state if obs is not None else "not created"
+            want = "running" if facts.run_strategy == RunStrategy.ALWAYS else "stopped"
+            message = f"the VM is {power}; runStrategy {facts.run_strategy} wants it {want}"
+            put(ConditionType.RECONCILING, "True", "Progressing", message)
+            put(ConditionType.READY, "False", "Progressing", message)
     status.conditions = conds
     return status
 
