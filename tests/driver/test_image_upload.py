@@ -176,3 +176,25 @@ async def test_upload_that_does_not_verify_is_never_published(node: SimNode, tmp
             await upload
         assert await listing(observer, directory) == {}
     await proxy.close()
+
+
+async def test_a_vouched_hash_is_still_verified_on_the_node(pool: SshPool, random_image: Image) -> None:
+    # The caller hashed the file itself (hashed=True): the file is not read twice, but a wrong hash is caught on
+    # the node and nothing is published under the final name.
+    directory = cache_dir()
+    wrong = "1" * 64
+    with pytest.raises(TransferFailed, match="did not verify"):
+        await upload_image(
+            pool,
+            random_image.path,
+            directory,
+            expected_sha256=wrong,
+            hashed=True,
+            retry=RetryPolicy(attempts=1),
+        )
+    assert await listing(pool, directory) == {}
+    good = await upload_image(
+        pool, random_image.path, directory, expected_sha256=random_image.sha256, hashed=True
+    )
+    assert not good.skipped
+    assert await listing(pool, directory) == {f"{random_image.sha256}.raw": random_image.size}

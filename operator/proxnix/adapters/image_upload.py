@@ -68,6 +68,11 @@ def _hash_file(path: Path) -> tuple[str, int, bytes]:
     return digest.hexdigest(), size, header
 
 
+def _size_and_header(path: Path) -> tuple[int, bytes]:
+    with path.open("rb") as f:
+        return path.stat().st_size, f.read(16)
+
+
 async def _check(pool: SshPool, script: str, what: str) -> str:
     result = await pool.run(script, timeout_s=pool.settings.command_timeout)
     if result.exit_status != 0:
@@ -83,14 +88,24 @@ async def upload_image(
     expected_sha256: str | None = None,
     retry: RetryPolicy | None = None,
     verify_timeout_s: float = 1800.0,
+    hashed: bool = False,
 ) -> UploadResult:
-    """Make sure the node has the image in `cache_dir`; upload it if not. Transient failures are retried."""
+    """Make sure the node has the image in `cache_dir`; upload it if not. Transient failures are retried.
+
+    With `hashed`, the caller vouches that `expected_sha256` is the file's hash (it hashed it itself), so the file
+    is not read twice; the node still verifies the uploaded copy against it before publishing it.
+    """
     path = Path(local_path)
     check_remote_path(cache_dir)
     if expected_sha256 is not None:
         check_sha256(expected_sha256)
+    if hashed and expected_sha256 is None:
+        raise ValueError("hashed=True needs expected_sha256")
     try:
-        sha256, size, header = await asyncio.to_thread(_hash_file, path)
+        if hashed and expected_sha256 is not None:
+            sha256, size, header = expected_sha256, *(await asyncio.to_thread(_size_and_header, path))
+        else:
+            sha256, size, header = await asyncio.to_thread(_hash_file, path)
     except OSError as exc:
         raise ImageError(f"cannot read image {path}: {exc.strerror or exc}") from None
     if expected_sha256 is not None and sha256 != expected_sha256:

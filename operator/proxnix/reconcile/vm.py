@@ -209,7 +209,7 @@ class VmReconciler:
         image = await self.images.resolve(vm.spec.image.source, vm.spec.image.sha256)
         async with node.upload_lock(image.sha256):
             return await upload_image(
-                node.pool, image.path, node.spec.image_cache_dir, expected_sha256=image.sha256
+                node.pool, image.path, node.spec.image_cache_dir, expected_sha256=image.sha256, hashed=True
             )
 
     async def _desired(
