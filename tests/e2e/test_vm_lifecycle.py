@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from proxnix_testbed.sandbox import Sandbox
+from pvesim import control
 from tests.e2e.conftest import condition, events, node_config, node_vmids, vm_manifest
 
 
@@ -97,27 +98,6 @@ def test_image_change_reimages_an_unprotected_vm(sandbox: Sandbox, image: Path, 
     assert node_config(sb, "pve1", 102) is None
 
 
-def test_manual_trigger_is_handled_and_echoed(sandbox: Sandbox, image: Path) -> None:
-    sb = sandbox
-    sb.apply(vm_manifest("poke", 104, image))
-    sb.wait_for(
-        lambda: (o := sb.get("proxmoxvm", "poke")) and o["status"].get("phase") == "Running", 60, "Running"
-    )
-    assert sb.ssh("pve1", "qm stop 104").rc == 0
-    stamp = "2026-11-26T12:00:00Z"
-    sb.kubectl("annotate", "proxmoxvm", "poke", "-n", "default", f"proxnix.io/requested-at={stamp}")
-    vm = sb.wait_for(
-        lambda: (
-            (o := sb.get("proxmoxvm", "poke")) and o["status"].get("lastHandledReconcileAt") == stamp and o
-        ),
-        15,
-        "the trigger echoed to status.lastHandledReconcileAt",
-    )
-    assert sb.ssh("pve1", "qm status 104").out.strip() == "status: running"
-    assert vm["status"]["phase"] == "Running"
-    sb.kubectl("delete", "proxmoxvm", "poke", "-n", "default")
-
-
 def test_changing_the_vmid_of_a_provisioned_vm_is_refused(sandbox: Sandbox, image: Path) -> None:
     sb = sandbox
     sb.apply(vm_manifest("renum", 105, image))
@@ -171,3 +151,20 @@ def test_pending_changes_reboot_when_the_spec_asks_for_it(sandbox: Sandbox, imag
     )
     assert vm["status"]["observed"]["cores"] == 2
     sb.kubectl("delete", "proxmoxvm", "rebooter", "-n", "default")
+
+
+def test_progress_shows_while_a_slow_create_runs(sandbox: Sandbox, image: Path) -> None:
+    sb = sandbox
+    control.add_faults(sb.sim_dir, 'cmd="qm create 108" hang=4 count=1', node="pve1")
+    sb.apply(vm_manifest("slow", 108, image))
+    vm = sb.wait_for(
+        lambda: (o := sb.get("proxmoxvm", "slow")) and o["status"].get("phase") == "Provisioning" and o,
+        20,
+        "phase Provisioning while qm create runs",
+    )
+    assert condition(vm, "Reconciling")["status"] == "True"
+    assert "create VM 108" in condition(vm, "Reconciling")["message"]
+    sb.wait_for(
+        lambda: (o := sb.get("proxmoxvm", "slow")) and o["status"].get("phase") == "Running", 60, "Running"
+    )
+    sb.kubectl("delete", "proxmoxvm", "slow", "-n", "default")

@@ -135,3 +135,28 @@ def test_protected_image_change_blocks_in_sync() -> None:
     )
     assert status.phase == "Running"
     assert cond(status, "InSync") == ("False", "ImageChangeBlocked")
+
+
+def test_progress_phase_names_what_is_about_to_happen() -> None:
+    from proxnix.proxmox.plan import Action, ActionKind
+    from proxnix.reconcile.vm_status import progress_phase, progress_status
+
+    def plan(*kinds: ActionKind, reimage: bool = False) -> VmPlan:
+        return VmPlan(actions=tuple(Action(k, k.value) for k in kinds), reimage=reimage)
+
+    assert progress_phase(plan(ActionKind.CREATE, ActionKind.START)) == "Provisioning"
+    assert (
+        progress_phase(plan(ActionKind.STOP, ActionKind.DESTROY, ActionKind.CREATE, reimage=True))
+        == "Reimaging"
+    )
+    assert progress_phase(plan(ActionKind.SET)) == "Updating"
+    assert progress_phase(plan(ActionKind.START)) == "Starting"
+
+    class Ref:
+        status = ProxmoxVMStatus()
+        generation = 4
+
+    patch = progress_status(Ref(), plan(ActionKind.CREATE), now=NOW)
+    assert patch["phase"] == "Provisioning"
+    reconciling = next(c for c in patch["conditions"] if c["type"] == "Reconciling")  # type: ignore[attr-defined]
+    assert (reconciling["status"], reconciling["observedGeneration"]) == ("True", 4)

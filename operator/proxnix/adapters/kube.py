@@ -1,8 +1,9 @@
 """The Kubernetes API, as proxnix uses it: the project's only importer of the `kubernetes` client library.
 
 Holds: loading a client configuration (an explicit kubeconfig, in-cluster service account, or `$KUBECONFIG` read at
-call time — the library reads `$KUBECONFIG` at import, which is too early for tests), and the few calls the webhook
-sidecar needs: list GitRepos (one namespace or all), read one key of a Secret, merge-patch an object's annotations.
+call time — the library reads `$KUBECONFIG` at import, which is too early for tests), and the few calls proxnix
+makes beside kopf: list GitRepos (one namespace or all), read a Secret (or one key of it), merge-patch an object's
+annotations (the webhook) or its status subresource (progress reports during long operations).
 The client is synchronous; each call runs in a worker thread (`asyncio.to_thread`) so the event loop never blocks.
 Errors surface as `KubeError` (with the HTTP status when there is one); a missing object is `None` or `NotFound`.
 """
@@ -165,3 +166,22 @@ class KubeApi:
     ) -> None:
         """Merge-patch GitRepo `namespace/name`'s annotations (other annotations are kept); `NotFound` if gone."""
         await _in_thread("patch gitrepo", self._patch_gitrepo_annotations, namespace, name, annotations)
+
+    def _patch_status(self, plural: str, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        try:
+            self._custom.patch_namespaced_custom_object_status(
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                name,
+                {"status": dict(status)},
+                _content_type=_MERGE_PATCH,
+                _request_timeout=self._timeout,
+            )
+        except ApiException as exc:
+            raise _error(exc, f"patch {plural} {namespace}/{name} status") from None
+
+    async def patch_status(self, plural: str, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        """Merge-patch the status subresource of a proxnix object (progress reports during long operations)."""
+        await _in_thread("patch status", self._patch_status, plural, namespace, name, status)

@@ -5,19 +5,23 @@ The handlers only translate: body → `VmRef`, `VmOutcome` → status patch, Eve
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 import kopf
 from pydantic import ValidationError
 
+from proxnix.adapters.kube import KubeError
 from proxnix.api.conditions import ConditionType, find_condition, set_condition
 from proxnix.api.meta import ANNOTATION_REQUESTED_AT, GROUP, VERSION
 from proxnix.api.proxmoxvm import INFO, Phase, ProxmoxVMSpec, ProxmoxVMStatus
 from proxnix.handlers.context import OperatorConfig, OperatorContext
+from proxnix.reconcile.vm import Progress
 from proxnix.reconcile.vm_types import VmEvent, VmOutcome, VmRef
 
 PLURAL = INFO.plural
+log = logging.getLogger(__name__)
 
 
 class InvalidSpec(Exception):
@@ -83,6 +87,19 @@ def _apply(body: kopf.Body, patch: kopf.Patch, outcome: VmOutcome) -> None:
     patch.status.update(replacing(dict(body.status), outcome.status.to_wire()))
 
 
+def _progress(ctx: OperatorContext, body: kopf.Body) -> Progress:
+    """A progress reporter for one object: patches its status at once (kopf's patch only lands after the handler)."""
+    namespace, name = body.metadata.namespace or "", body.metadata.name or ""
+
+    async def report(status: dict[str, Any]) -> None:
+        try:
+            await ctx.kube.patch_status(PLURAL, namespace, name, status)
+        except KubeError as exc:  # progress is best effort; the final status still comes from the handler
+            log.warning("%s/%s: progress not reported: %s", namespace, name, exc)
+
+    return report
+
+
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     """Add the ProxmoxVM handlers to `registry`."""
 
@@ -97,7 +114,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         except InvalidSpec as exc:
             _invalid(body, patch, str(exc))
             raise kopf.PermanentError(f"invalid spec: {exc}") from None
-        outcome = await ctx.reconciler.reconcile(ref, max_age=0)
+        outcome = await ctx.reconciler.reconcile(ref, max_age=0, progress=_progress(ctx, body))
         _apply(body, patch, outcome)
         _post(body, outcome.events)
         if outcome.stalled:
@@ -117,7 +134,9 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             ref = _ref(body)
         except InvalidSpec:
             return
-        outcome = await ctx.reconciler.reconcile(ref, max_age=2 * config.resync_interval, drift=True)
+        outcome = await ctx.reconciler.reconcile(
+            ref, max_age=2 * config.resync_interval, drift=True, progress=_progress(ctx, body)
+        )
         _apply(body, patch, outcome)
         before = find_condition(ref.status.conditions, ConditionType.STALLED)
         after = find_condition(outcome.status.conditions, ConditionType.STALLED)
@@ -138,6 +157,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             )
             return
         patch.status["phase"] = Phase.DELETING.value
+        await _progress(ctx, body)({"phase": Phase.DELETING.value})
         outcome = await ctx.reconciler.delete(ref)
         _post(body, outcome.events)
         if not outcome.done:

@@ -15,7 +15,8 @@ import ipaddress
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from proxnix.adapters.image_upload import UploadResult, upload_image
 from proxnix.adapters.local_images import LocalImageError, LocalImages
@@ -36,13 +37,15 @@ from proxnix.proxmox.ownership import Owner
 from proxnix.proxmox.plan import Action, ActionKind, DesiredVM, VmPlan, plan_vm
 from proxnix.reconcile.nodes import NodeDirectory, NodeHandle, Seen
 from proxnix.reconcile.vm_delete import delete_vm
-from proxnix.reconcile.vm_status import Problem, VmFacts, build_status, problem_from_plan
+from proxnix.reconcile.vm_status import Problem, VmFacts, build_status, problem_from_plan, progress_status
 from proxnix.reconcile.vm_types import DeleteOutcome, VmEvent, VmOutcome, VmRef, provisioned, short
 
 log = logging.getLogger(__name__)
 
 # How old an inventory may be before the operator acts on it (a plan with actions is re-made on a fresh view).
 ACT_MAX_AGE_S = 1.0
+# Reports progress (a status patch) before a reconcile starts acting on the node.
+Progress = Callable[[dict[str, Any]], Awaitable[None]]
 # How often a running VM's addresses are re-read from the guest agent once known.
 AGENT_REFRESH_S = 600.0
 # How long a reboot (for pending changes) may wait for the guest before qm gives up (and the next run retries).
@@ -104,8 +107,13 @@ class VmReconciler:
 
     # --- reconcile --------------------------------------------------------------------------------------------------
 
-    async def reconcile(self, vm: VmRef, *, max_age: float = 0.0, drift: bool = False) -> VmOutcome:
-        """Observe the VM's node (an inventory no older than `max_age`), plan, act, and report."""
+    async def reconcile(
+        self, vm: VmRef, *, max_age: float = 0.0, drift: bool = False, progress: Progress | None = None
+    ) -> VmOutcome:
+        """Observe the VM's node (an inventory no older than `max_age`), plan, act, and report.
+
+        `progress` is called with a status patch (phase, Reconciling) before the first action, so that a long
+        operation (an image upload, a reimage) shows in `kubectl get` while it runs."""
         facts = VmFacts(
             generation=vm.generation,
             node_name=vm.status.node or vm.spec.node,
@@ -127,7 +135,9 @@ class VmReconciler:
         outcome = VmOutcome(status=vm.status)
         async with self.lock_for(vm.uid):
             try:
-                await self._converge(vm, node, facts, outcome, max_age=max_age, drift=drift)
+                await self._converge(
+                    vm, node, facts, outcome, max_age=max_age, drift=drift, progress=progress
+                )
             except LocalImageError as exc:
                 facts.problem = Problem("ImageUnavailable", str(exc), stalled=exc.permanent)
                 if not exc.permanent:
@@ -155,6 +165,7 @@ class VmReconciler:
         *,
         max_age: float,
         drift: bool,
+        progress: Progress | None,
     ) -> None:
         seen = await node.observe(max_age=max_age)
         self._record(facts, seen, None, vm)  # the status stays true even if planning or acting fails
@@ -179,6 +190,8 @@ class VmReconciler:
                 stalled=False,
             )
             return
+        if progress is not None:
+            await progress(progress_status(vm, plan))
         upload: UploadResult | None = None
         if ActionKind.CREATE in plan.kinds():
             upload = await self._upload(vm, node)  # before anything is destroyed

@@ -7,6 +7,7 @@ them into the next status, keeping condition transition times from the previous 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from proxnix.api.conditions import (
     Condition,
@@ -18,7 +19,17 @@ from proxnix.api.conditions import (
 )
 from proxnix.api.proxmoxvm import ObservedVM, Phase, ProxmoxVMStatus, RunStrategy
 from proxnix.proxmox.inventory import VmObservation
-from proxnix.proxmox.plan import BlockReason, VmPlan
+from proxnix.proxmox.plan import ActionKind, BlockReason, VmPlan
+
+
+class VmRefLike(Protocol):
+    """What `progress_status` reads of the object."""
+
+    @property
+    def status(self) -> ProxmoxVMStatus: ...
+
+    @property
+    def generation(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -226,3 +237,38 @@ def problem_from_plan(plan: VmPlan) -> Problem | None:
         return None
     blocker = plan.blockers[0]
     return Problem(str(blocker.reason), blocker.message, stalled=blocker.reason in STALLING_BLOCKS)
+
+
+def progress_phase(plan: VmPlan) -> Phase:
+    """The phase to show while the plan's actions run."""
+    kinds = set(plan.kinds())
+    if plan.reimage:
+        return Phase.REIMAGING
+    if ActionKind.CREATE in kinds:
+        return Phase.PROVISIONING
+    if kinds & {ActionKind.SET, ActionKind.RESIZE, ActionKind.REBOOT}:
+        return Phase.UPDATING
+    if ActionKind.START in kinds:
+        return Phase.STARTING
+    if kinds & {ActionKind.SHUTDOWN, ActionKind.STOP}:
+        return Phase.UPDATING
+    return Phase.PENDING
+
+
+def progress_status(vm: VmRefLike, plan: VmPlan, now: str | None = None) -> dict[str, object]:
+    """A status patch announcing what is about to be done (phase and a Reconciling condition)."""
+    stamp = now or now_rfc3339()
+    message = "; ".join(a.reason for a in plan.actions)
+    conditions = set_condition(
+        vm.status.conditions,
+        ConditionType.RECONCILING,
+        "True",
+        "Progressing",
+        message,
+        vm.generation,
+        now=stamp,
+    )
+    return {
+        "phase": progress_phase(plan).value,
+        "conditions": [c.model_dump(mode="json", by_alias=True) for c in conditions],
+    }
