@@ -73,3 +73,13 @@ def node_vmids(sb: Sandbox, node: str) -> list[int]:
 def events(sb: Sandbox, name: str) -> list[dict[str, Any]]:
     out = sb.kubectl("get", "events", "-n", "default", "-o", "json").out
     return [e for e in json.loads(out)["items"] if e.get("involvedObject", {}).get("name") == name]
+
+
+def wait_phase(sb: Sandbox, name: str, phase: str, timeout: float = 60) -> dict[str, Any]:
+    """Wait until ProxmoxVM `name` reports `phase`; return the object."""
+    found: dict[str, Any] = sb.wait_for(
+        lambda: (o := sb.get("proxmoxvm", name)) and o["status"].get("phase") == phase and o,
+        timeout,
+        f"{name} {phase}",
+    )
+    return found

@@ -12,7 +12,7 @@ import pytest
 
 from proxnix_testbed.sandbox import Sandbox, SandboxConfig, running_sandbox
 from pvesim import control
-from tests.e2e.conftest import condition, node_config, node_vmids, vm_manifest
+from tests.e2e.conftest import condition, node_config, node_vmids, vm_manifest, wait_phase
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +61,7 @@ def test_sigkill_mid_provisioning_converges_to_one_vm(
     assert sb.stop_operator(kill=True) == -9
     sb.start_operator()
 
-    vm = sb.wait_for(
-        lambda: (o := sb.get("proxmoxvm", name)) and o["status"].get("phase") == "Running" and o,
-        90,
-        "Running",
-    )
+    vm = wait_phase(sb, name, "Running", 90)
     assert condition(vm, "Ready")["status"] == "True"
     assert node_vmids(sb, "pve1").count(vmid) == 1
     config = node_config(sb, "pve1", vmid)

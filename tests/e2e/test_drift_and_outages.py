@@ -7,7 +7,7 @@ from pathlib import Path
 
 from proxnix_testbed.sandbox import Sandbox
 from pvesim import control
-from tests.e2e.conftest import condition, events, node_config, node_vmids, vm_manifest
+from tests.e2e.conftest import condition, events, node_config, node_vmids, vm_manifest, wait_phase
 
 
 def _phase(sb: Sandbox, name: str) -> str:
@@ -60,11 +60,7 @@ def test_unreachable_node_marks_vms_unknown_and_destroys_nothing(sandbox: Sandbo
     before = node_config(sb, "pve2", 151)
     control.set_node_down(sb.sim_dir, "pve2", True)
     try:
-        vm = sb.wait_for(
-            lambda: (o := sb.get("proxmoxvm", "remote")) and o["status"].get("phase") == "Unknown" and o,
-            40,
-            "phase Unknown",
-        )
+        vm = wait_phase(sb, "remote", "Unknown", 40)
         assert condition(vm, "Ready")["status"] == "Unknown"
         assert condition(vm, "Ready")["reason"] == "NodeUnreachable"
         node = sb.wait_for(

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from proxnix_testbed.sandbox import Sandbox, SandboxConfig, running_sandbox
-from tests.e2e.conftest import events, vm_manifest
+from tests.e2e.conftest import events, vm_manifest, wait_phase
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +23,7 @@ def test_annotation_triggers_a_reconcile_and_is_echoed(slow_resync: Sandbox) -> 
     sb = slow_resync
     image = sb.make_image("poke", "1G")
     sb.apply(vm_manifest("poke", 104, image))
-    sb.wait_for(
-        lambda: (o := sb.get("proxmoxvm", "poke")) and o["status"].get("phase") == "Running", 60, "Running"
-    )
+    wait_phase(sb, "poke", "Running", 60)
     assert sb.ssh("pve1", "qm stop 104").rc == 0
 
     stamp = "2026-11-26T12:00:00Z"

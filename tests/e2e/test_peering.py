@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from proxnix_testbed.sandbox import Sandbox, SandboxConfig, free_port, running_sandbox
-from tests.e2e.conftest import vm_manifest
+from tests.e2e.conftest import vm_manifest, wait_phase
 
 PEERING = """
 apiVersion: kopf.dev/v1
@@ -53,11 +53,7 @@ def test_only_the_leader_acts(peered: Sandbox) -> None:
         assert sorted(p["priority"] for p in _peers(sb).values()) == [10, 100]
         image = sb.make_image("peer", "1G")
         sb.apply(vm_manifest("peer", 301, image))
-        sb.wait_for(
-            lambda: (o := sb.get("proxmoxvm", "peer")) and o["status"].get("phase") == "Running",
-            60,
-            "Running",
-        )
+        wait_phase(sb, "peer", "Running", 60)
         assert "Create: create VM 301" in sb.operator_log()
         standby_log = (sb.dir / "standby.log").read_text(errors="replace")
         assert "VM 301" not in standby_log

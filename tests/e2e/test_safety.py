@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from proxnix_testbed.sandbox import Sandbox
-from tests.e2e.conftest import condition, node_config, vm_manifest
+from tests.e2e.conftest import condition, node_config, vm_manifest, wait_phase
 
 
 def test_protected_vm_survives_image_change_and_deletion(
@@ -13,11 +13,7 @@ def test_protected_vm_survives_image_change_and_deletion(
 ) -> None:
     sb = sandbox
     sb.apply(vm_manifest("vault", 111, image, protected=True))
-    vm = sb.wait_for(
-        lambda: (o := sb.get("proxmoxvm", "vault")) and o["status"].get("phase") == "Running" and o,
-        60,
-        "Running",
-    )
+    vm = wait_phase(sb, "vault", "Running", 60)
     config = node_config(sb, "pve1", 111)
     assert config is not None
     assert config["protection"] == "1"
@@ -86,9 +82,7 @@ def test_missing_image_file_keeps_the_vm_and_says_so(sandbox: Sandbox) -> None:
     sb = sandbox
     image = sb.make_image("ephemeral", "1G")
     sb.apply(vm_manifest("gcd", 161, image))
-    sb.wait_for(
-        lambda: (o := sb.get("proxmoxvm", "gcd")) and o["status"].get("phase") == "Running", 60, "Running"
-    )
+    wait_phase(sb, "gcd", "Running", 60)
     image.unlink()  # e.g. the nix store path was garbage-collected
     sb.kubectl("patch", "proxmoxvm", "gcd", "--type", "merge", "-p", '{"spec":{"memoryMiB":768}}')
     vm = sb.wait_for(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from proxnix_testbed.sandbox import Sandbox
 from pvesim import control
-from tests.e2e.conftest import condition, events, node_config, node_vmids, vm_manifest
+from tests.e2e.conftest import condition, events, node_config, node_vmids, vm_manifest, wait_phase
 
 
 def test_vm_created_updated_resized_and_destroyed(sandbox: Sandbox, image: Path) -> None:
@@ -75,11 +75,7 @@ def test_vm_created_updated_resized_and_destroyed(sandbox: Sandbox, image: Path)
 def test_image_change_reimages_an_unprotected_vm(sandbox: Sandbox, image: Path, other_image: Path) -> None:
     sb = sandbox
     sb.apply(vm_manifest("reimg", 102, image))
-    first = sb.wait_for(
-        lambda: (o := sb.get("proxmoxvm", "reimg")) and o["status"].get("phase") == "Running" and o,
-        60,
-        "Running",
-    )
+    first = wait_phase(sb, "reimg", "Running", 60)
     sb.apply(vm_manifest("reimg", 102, other_image))
     second = sb.wait_for(
         lambda: (
@@ -101,9 +97,7 @@ def test_image_change_reimages_an_unprotected_vm(sandbox: Sandbox, image: Path, 
 def test_changing_the_vmid_of_a_provisioned_vm_is_refused(sandbox: Sandbox, image: Path) -> None:
     sb = sandbox
     sb.apply(vm_manifest("renum", 105, image))
-    sb.wait_for(
-        lambda: (o := sb.get("proxmoxvm", "renum")) and o["status"].get("phase") == "Running", 60, "Running"
-    )
+    wait_phase(sb, "renum", "Running", 60)
     # A real API server refuses this (CEL self == oldSelf); the test server does not, so the operator must.
     sb.kubectl("patch", "proxmoxvm", "renum", "--type", "merge", "-p", '{"spec":{"vmid":106}}')
     vm = sb.wait_for(
@@ -126,11 +120,7 @@ def test_changing_the_vmid_of_a_provisioned_vm_is_refused(sandbox: Sandbox, imag
 def test_pending_changes_reboot_when_the_spec_asks_for_it(sandbox: Sandbox, image: Path) -> None:
     sb = sandbox
     sb.apply(vm_manifest("rebooter", 107, image, rebootForPendingChanges=True))
-    sb.wait_for(
-        lambda: (o := sb.get("proxmoxvm", "rebooter")) and o["status"].get("phase") == "Running",
-        60,
-        "Running",
-    )
+    wait_phase(sb, "rebooter", "Running", 60)
     sb.kubectl("patch", "proxmoxvm", "rebooter", "--type", "merge", "-p", '{"spec":{"cores":2}}')
     sb.wait_for(
         lambda: any(e["reason"] == "Rebooted" for e in events(sb, "rebooter")), 30, "a Rebooted Event"
@@ -157,14 +147,8 @@ def test_progress_shows_while_a_slow_create_runs(sandbox: Sandbox, image: Path) 
     sb = sandbox
     control.add_faults(sb.sim_dir, 'cmd="qm create 108" hang=4 count=1', node="pve1")
     sb.apply(vm_manifest("slow", 108, image))
-    vm = sb.wait_for(
-        lambda: (o := sb.get("proxmoxvm", "slow")) and o["status"].get("phase") == "Provisioning" and o,
-        20,
-        "phase Provisioning while qm create runs",
-    )
+    vm = wait_phase(sb, "slow", "Provisioning", 20)
     assert condition(vm, "Reconciling")["status"] == "True"
     assert "create VM 108" in condition(vm, "Reconciling")["message"]
-    sb.wait_for(
-        lambda: (o := sb.get("proxmoxvm", "slow")) and o["status"].get("phase") == "Running", 60, "Running"
-    )
+    wait_phase(sb, "slow", "Running", 60)
     sb.kubectl("delete", "proxmoxvm", "slow", "-n", "default")

@@ -26,7 +26,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
@@ -34,6 +33,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from proxnix_testbed import sandbox
 from proxnix_testbed.kubeapi import StrictKubernetesEmulator, ThreadedServer
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -44,15 +44,11 @@ T = TypeVar("T")
 
 
 def wait_for(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, what: str = "") -> T:
-    """Poll `predicate` until it returns something truthy (and return that), or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what or predicate!r}")
-        time.sleep(interval)
+    """Poll `predicate` until it returns something truthy (and return that), or fail the test after `timeout` s."""
+    try:
+        return sandbox.wait_for(predicate, timeout, what or repr(predicate), interval=interval)
+    except sandbox.SandboxError as exc:
+        pytest.fail(str(exc))
 
 
 async def eventually(probe: Callable[[], T], within: float = 15.0, what: str = "") -> T:

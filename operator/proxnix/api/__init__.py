@@ -5,23 +5,20 @@ value that later reaches a remote shell is validated here first.
 """
 
 from proxnix.api.conditions import Condition
-from proxnix.api.gitrepo import GitRepo, GitRepoSpec, GitRepoStatus
+from proxnix.api.gitrepo import GitRepoSpec, GitRepoStatus
 from proxnix.api.meta import API_VERSION, GROUP, VERSION
-from proxnix.api.proxmoxnode import ProxmoxNode, ProxmoxNodeSpec, ProxmoxNodeStatus
-from proxnix.api.proxmoxvm import ProxmoxVM, ProxmoxVMSpec, ProxmoxVMStatus
+from proxnix.api.proxmoxnode import ProxmoxNodeSpec, ProxmoxNodeStatus
+from proxnix.api.proxmoxvm import ProxmoxVMSpec, ProxmoxVMStatus
 
 __all__ = [
     "API_VERSION",
     "GROUP",
     "VERSION",
     "Condition",
-    "GitRepo",
     "GitRepoSpec",
     "GitRepoStatus",
-    "ProxmoxNode",
     "ProxmoxNodeSpec",
     "ProxmoxNodeStatus",
-    "ProxmoxVM",
     "ProxmoxVMSpec",
     "ProxmoxVMStatus",
 ]

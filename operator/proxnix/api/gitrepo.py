@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import ConfigDict, Field, model_validator
 
 from proxnix.api.conditions import Condition
-from proxnix.api.kinds import AGE_COLUMN, KindInfo, PrinterColumn, Resource, ready_columns
+from proxnix.api.kinds import AGE_COLUMN, KindInfo, PrinterColumn, ready_columns
 from proxnix.api.meta import ApiModel, K8sName, LocalObjectReference, StatusModel
 from proxnix.api.scalars import CommitSha, Duration
 
@@ -148,12 +148,6 @@ class GitRepoStatus(StatusModel):
     )
     inventory: list[InventoryEntry] = Field(default_factory=list, description="ProxmoxVMs this GitRepo owns.")
     last_plan: PlanSummary | None = Field(default=None, description="Summary of the last apply.")
-
-
-class GitRepo(Resource[GitRepoSpec, GitRepoStatus]):
-    """A GitRepo object."""
-
-    kind: str = "GitRepo"
 
 
 INFO = KindInfo(

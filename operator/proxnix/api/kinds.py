@@ -1,28 +1,11 @@
-"""The generic shape of a proxnix object (apiVersion, kind, metadata, spec, status) and the kind registry entry."""
+"""What the CRD generator knows of each kind besides its models: names, printer columns, categories."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from proxnix.api.meta import API_VERSION, ObjectMeta
-
-SpecT = TypeVar("SpecT", bound=BaseModel)
-StatusT = TypeVar("StatusT", bound=BaseModel)
-
-
-class Resource(BaseModel, Generic[SpecT, StatusT]):
-    """A whole object as read from the API: typed spec and status, the metadata the operator needs."""
-
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
-
-    api_version: str = Field(default=API_VERSION, alias="apiVersion")
-    kind: str
-    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
-    spec: SpecT
-    status: StatusT | None = None
+from pydantic import BaseModel
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""API identity and shared building blocks: group/version, the model base class, object references, annotations."""
+"""API identity and shared building blocks: group/version, the model base classes, object references, annotations."""
 
 from __future__ import annotations
 
@@ -48,16 +48,3 @@ class LocalObjectReference(ApiModel):
     """A reference to an object in the same namespace."""
 
     name: K8sName = Field(description="Name of the referenced object in the same namespace.")
-
-
-class ObjectMeta(BaseModel):
-    """The subset of Kubernetes object metadata the operator reads."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
-
-    name: str = Field(default="", description="Object name.")
-    namespace: str = Field(default="", description="Object namespace.")
-    uid: str = Field(default="", description="Object UID.")
-    generation: int = Field(default=0, description="Spec generation.")
-    labels: dict[str, str] = Field(default_factory=dict, description="Labels.")
-    annotations: dict[str, str] = Field(default_factory=dict, description="Annotations.")

@@ -7,7 +7,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from proxnix.api.conditions import Condition
-from proxnix.api.kinds import AGE_COLUMN, KindInfo, PrinterColumn, Resource, ready_columns
+from proxnix.api.kinds import AGE_COLUMN, KindInfo, PrinterColumn, ready_columns
 from proxnix.api.meta import ApiModel, LocalObjectReference, StatusModel
 from proxnix.api.scalars import BridgeName, DnsName, Duration, Host, StorageId, UserName
 
@@ -88,12 +88,6 @@ class ProxmoxNodeStatus(StatusModel):
         default="",
         description="SHA256 fingerprint of the host key accepted (recorded under TrustOnFirstUse).",
     )
-
-
-class ProxmoxNode(Resource[ProxmoxNodeSpec, ProxmoxNodeStatus]):
-    """A ProxmoxNode object."""
-
-    kind: str = "ProxmoxNode"
 
 
 INFO = KindInfo(

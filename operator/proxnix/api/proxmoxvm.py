@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from proxnix.api.conditions import Condition
-from proxnix.api.kinds import AGE_COLUMN, KindInfo, PrinterColumn, Resource, ready_columns
+from proxnix.api.kinds import AGE_COLUMN, KindInfo, PrinterColumn, ready_columns
 from proxnix.api.meta import ApiModel, K8sName, StatusModel
 from proxnix.api.scalars import BridgeName, DnsName, Sha256, StorageId, Tag, UserName, VmId
 
@@ -301,12 +301,6 @@ class ProxmoxVMStatus(StatusModel):
         default="",
         description="The value of the proxnix.io/requested-at annotation last handled.",
     )
-
-
-class ProxmoxVM(Resource[ProxmoxVMSpec, ProxmoxVMStatus]):
-    """A ProxmoxVM object."""
-
-    kind: str = "ProxmoxVM"
 
 
 INFO = KindInfo(
