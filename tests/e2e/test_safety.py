@@ -88,11 +88,14 @@ def test_missing_image_file_keeps_the_vm_and_says_so(sandbox: Sandbox) -> None:
     vm = sb.wait_for(
         lambda: (
             (o := sb.get("proxmoxvm", "gcd"))
+            # a resync may report the missing image before the patch is handled: wait for the patch as well
             and condition(o, "InSync").get("reason") == "ImageUnavailable"
+            and condition(o, "InSync").get("observedGeneration") == o["metadata"]["generation"]
+            and (o["status"].get("observed") or {}).get("memoryMiB") == 768
             and o
         ),
         30,
-        "InSync=False ImageUnavailable",
+        "InSync=False ImageUnavailable for the patched generation",
     )
     assert "does not exist" in condition(vm, "InSync")["message"]
     config = node_config(sb, "pve1", 161)
