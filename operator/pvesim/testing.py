@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,10 +40,33 @@ class SshNode:
         self.info = info
         self.name = info.name
         self._control_path = str(control_dir / f"{info.name}")
+        self._master_lock = threading.Lock()
+
+    def _ensure_master(self) -> None:
+        """Start the node's master connection (no session, so nothing in the node's call log) unless it runs.
+        Without this, concurrent first calls race to become the master and the losers print "ControlSocket ...
+        already exists, disabling multiplexing" on stderr, which is not the node's output."""
+        with self._master_lock:
+            if os.path.exists(self._control_path):
+                return
+            master = [
+                "ssh", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
+                "-o", "ControlMaster=yes", "-o", f"ControlPath={self._control_path}",
+                "-o", "ControlPersist=120", "-N", "-f", *self.info.ssh_args(),
+            ]  # fmt: skip
+            subprocess.run(
+                master,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,  # the backgrounded master keeps its output open: no pipes here
+                stderr=subprocess.DEVNULL,
+                check=False,
+                timeout=20,
+            )  # on failure the call itself reports the error
 
     def ssh_command(self, command: str, mux: bool = True) -> list[str]:
         options = ["-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"]
         if mux:
+            self._ensure_master()
             options += [
                 "-o",
                 "ControlMaster=auto",
