@@ -6,11 +6,12 @@ from pathlib import Path
 
 from proxnix.api.conditions import find_condition
 from proxnix.api.proxmoxvm import ProxmoxVMStatus, RunStrategy
+from proxnix.api.summarize import Problem
 from proxnix.proxmox.inventory import VmObservation
 from proxnix.proxmox.ownership import config_ownership
 from proxnix.proxmox.plan import VmPlan
 from proxnix.proxmox.vm_config import parse_vm_config_file
-from proxnix.reconcile.vm_status import Problem, VmFacts, build_status, problem_from_plan
+from proxnix.reconcile.vm.status import VmFacts, build_status, problem_from_plan
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "plan"
 NOW = "2026-11-26T00:00:00Z"
@@ -139,7 +140,7 @@ def test_protected_image_change_blocks_in_sync() -> None:
 
 def test_progress_phase_names_what_is_about_to_happen() -> None:
     from proxnix.proxmox.plan import Action, ActionKind
-    from proxnix.reconcile.vm_status import progress_phase, progress_status
+    from proxnix.reconcile.vm.status import progress_phase, progress_status
 
     def plan(*kinds: ActionKind, reimage: bool = False) -> VmPlan:
         return VmPlan(actions=tuple(Action(k, k.value) for k in kinds), reimage=reimage)

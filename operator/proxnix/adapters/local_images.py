@@ -9,7 +9,6 @@ multi-GB image. A declared `sha256` that does not match is a permanent error: th
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import shutil
 import struct
@@ -19,6 +18,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from proxnix.adapters.hashing import file_sha256
 from proxnix.proxmox.image_cache import image_format
 
 CHUNK = 1 << 20
@@ -65,14 +65,6 @@ def redact(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, "***@" + netloc, parts.path, parts.query, parts.fragment))
 
 
-def _hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 class LocalImages:
     """Inspects (and for URLs, downloads) images; results cached by file identity."""
 
@@ -104,7 +96,7 @@ class LocalImages:
         identity = (str(path), st.st_size, st.st_mtime_ns)
         sha = self._hashes.get(identity)
         if sha is None:
-            sha = _hash(path)
+            sha = file_sha256(path).sha256
             self._hashes[identity] = sha
         if expected is not None and sha != expected:
             raise LocalImageError(
@@ -139,7 +131,7 @@ class LocalImages:
         try:
             with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310
                 shutil.copyfileobj(response, out, CHUNK)
-            sha = _hash(Path(partial))
+            sha = file_sha256(Path(partial)).sha256
             if expected is not None and sha != expected:
                 raise LocalImageError(
                     f"{url} has sha256 {sha}, but the spec expects {expected}", permanent=True

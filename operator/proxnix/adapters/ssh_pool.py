@@ -28,13 +28,12 @@ import random
 import shlex
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import asyncssh
 
-from proxnix.api.proxmoxnode import HostKeyPolicy, ProxmoxNodeSpec
 from proxnix.proxmox.errors import (
     AuthenticationFailed,
     CommandTimeout,
@@ -298,28 +297,6 @@ class SshPool:
         self._retry_at = 0.0
         self._closed = False
         self.stats = PoolStats()
-
-    @classmethod
-    def for_node(
-        cls,
-        spec: ProxmoxNodeSpec,
-        secret_data: Mapping[str, bytes | str],
-        *,
-        node_name: str,
-        recorded_fingerprint: str = "",
-        settings: PoolSettings | None = None,
-    ) -> SshPool:
-        """The pool of a ProxmoxNode: its host/port/user/maxSessions, the Secret's key and known_hosts, and its
-        hostKeyPolicy (`recorded_fingerprint`: status.hostKeyFingerprint, pinned under TrustOnFirstUse)."""
-        tofu = spec.host_key_policy == HostKeyPolicy.TRUST_ON_FIRST_USE
-        credentials = SshCredentials.from_secret(
-            secret_data,
-            trust_on_first_use=tofu,
-            pinned_fingerprint=recorded_fingerprint if tofu else "",
-        )
-        base = settings or PoolSettings()
-        tuned = PoolSettings(**{**asdict(base), "max_sessions": spec.max_sessions})
-        return cls(SshTarget(spec.host, spec.port, spec.user, node_name), credentials, tuned)
 
     # --- public state ------------------------------------------------------------------------------------------
 

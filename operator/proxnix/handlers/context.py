@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from proxnix.adapters.kube import KubeApi
-from proxnix.reconcile.nodes import NodeDirectory
+from proxnix.reconcile.node_directory import NodeDirectory
 from proxnix.reconcile.vm import VmReconciler
 
 
@@ -15,7 +15,6 @@ class OperatorConfig:
 
     resync_interval: float = 30.0
     node_tick: float = 5.0
-    agent_wait_retries: int = 40
 
 
 @dataclass

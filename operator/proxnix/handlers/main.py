@@ -21,7 +21,7 @@ from proxnix.adapters.local_images import LocalImages
 from proxnix.api.meta import GROUP
 from proxnix.handlers import nodes, vms
 from proxnix.handlers.context import OperatorConfig, OperatorContext
-from proxnix.reconcile.nodes import NodeDirectory
+from proxnix.reconcile.node_directory import NodeDirectory
 from proxnix.reconcile.vm import VmReconciler
 
 log = logging.getLogger("proxnix.operator")

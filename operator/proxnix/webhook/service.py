@@ -18,9 +18,9 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
+from proxnix.api.clock import now_rfc3339
 from proxnix.api.meta import ANNOTATION_REQUESTED_AT, ANNOTATION_REVISION
 from proxnix.sources.webhooks import signatures
 from proxnix.sources.webhooks.events import Ignored, PayloadError, Ping, Push, UnsupportedMediaType
@@ -45,10 +45,6 @@ class Outcome:
     provider: str
     outcome: str
     marked: tuple[str, ...] = field(default=())
-
-
-def _now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class KubeUnavailable(Exception):
@@ -257,7 +253,10 @@ class PushService:
         key = (entry.namespace, entry.name, revision)
         task = self._patching.get(key)
         if task is None:
-            annotations = {ANNOTATION_REVISION: revision, ANNOTATION_REQUESTED_AT: _now_rfc3339()}
+            annotations = {
+                ANNOTATION_REVISION: revision,
+                ANNOTATION_REQUESTED_AT: now_rfc3339(microseconds=True),
+            }
             task = asyncio.create_task(
                 self._store.patch_gitrepo_annotations(entry.namespace, entry.name, annotations)
             )
