@@ -110,17 +110,13 @@ class KubeApi:
         except ApiException as exc:
             raise _error(exc, what) from None
 
+    def _named(self, verb: str, fn: Callable[..., Any], plural: str, namespace: str, name: str) -> Any:
+        """One call on a named object of a proxnix kind; `NotFound` when it does not exist."""
+        return self._call(f"{verb} {plural} {namespace}/{name}", fn, GROUP, VERSION, namespace, plural, name)
+
     def _get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            found = self._call(
-                f"get {plural} {namespace}/{name}",
-                self._custom.get_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                namespace,
-                plural,
-                name,
-            )
+            found = self._named("get", self._custom.get_namespaced_custom_object, plural, namespace, name)
         except NotFound:
             return None
         return found if isinstance(found, dict) else None
@@ -199,15 +195,7 @@ class KubeApi:
 
     def _delete(self, plural: str, namespace: str, name: str) -> bool:
         try:
-            self._call(
-                f"delete {plural} {namespace}/{name}",
-                self._custom.delete_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                namespace,
-                plural,
-                name,
-            )
+            self._named("delete", self._custom.delete_namespaced_custom_object, plural, namespace, name)
         except NotFound:
             return False
         return True

@@ -16,6 +16,7 @@ from proxnix.api.proxmoxvm import INFO, Phase, ProxmoxVMSpec, ProxmoxVMStatus
 from proxnix.api.validation import InvalidSpec, validate_spec
 from proxnix.handlers.context import OperatorConfig, OperatorContext
 from proxnix.handlers.outcomes import apply_outcome, progress
+from proxnix.reconcile.outcome import Event, Outcome
 from proxnix.reconcile.vm import VmRef, invalid_spec
 
 PLURAL = INFO.plural
@@ -88,7 +89,8 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         try:
             ref = _ref(body)
         except InvalidSpec as exc:
-            await ctx.kube.post_event(obj, "Warning", "Retained", f"spec invalid ({exc}); VM left alone")
+            kept = Outcome(events=[Event("Warning", "Retained", f"spec invalid ({exc}); VM left alone")])
+            await apply_outcome(ctx.kube, obj, body.status, kept, attempt=retry)
             return
         await progress(ctx.kube, obj)({"phase": Phase.DELETING.value})
         outcome = await ctx.reconciler.delete(ref)

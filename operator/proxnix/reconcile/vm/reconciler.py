@@ -13,6 +13,7 @@ A failure reports the last observation and plan made before it, with the failure
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 
 from proxnix.adapters.local_images import LocalImageError
 from proxnix.api.conditions import ConditionType, find_condition
@@ -21,6 +22,7 @@ from proxnix.api.proxmoxvm import READINESS, Phase, ProxmoxVMStatus
 from proxnix.api.summarize import Problem, summarize
 from proxnix.proxmox.errors import ConnectionLost, NodeUnreachable, PermanentError, TransientError
 from proxnix.proxmox.plan import ActionKind
+from proxnix.reconcile.node_directory import Seen
 from proxnix.reconcile.outcome import (
     AGENT_WAIT,
     IMAGE_NOT_READY,
@@ -34,12 +36,27 @@ from proxnix.reconcile.outcome import (
 )
 from proxnix.reconcile.vm import steps
 from proxnix.reconcile.vm.delete import delete_vm
-from proxnix.reconcile.vm.ports import Images, VmNodes
+from proxnix.reconcile.vm.ports import Images, VmNode, VmNodes
 from proxnix.reconcile.vm.ref import VmRef, short
 from proxnix.reconcile.vm.status import VmFacts, build_status, progress_status
 
 # How old an inventory may be before the operator acts on it (a plan with actions is re-made on a fresh view).
 ACT_MAX_AGE_S = 1.0
+
+
+@dataclass
+class _Run:
+    """What one reconcile learned, recorded by the step that learned it: the first view, the latest decision (plan
+    on the latest view), the agent reading, the Events of what was done, and the problem met (a guard's or a
+    failure's) with its retry."""
+
+    seen: Seen | None = None
+    decision: steps.Decision | None = None
+    agent: steps.AgentReading = field(default_factory=steps.AgentReading)
+    events: list[Event] = field(default_factory=list)
+    problem: Problem | None = None
+    retry: Retry | None = None
+    unreachable: bool = False
 
 
 class VmReconciler:
@@ -75,92 +92,93 @@ class VmReconciler:
         `drift`: a resync (no change of the object) — a reimage waits for a change or a manual trigger, and only
         Normal Events (and a new stall) are posted. `progress` is called with a status patch (phase, Reconciling)
         before the first action, so that a long operation (an image upload, a reimage) shows while it runs."""
-        facts = VmFacts(
-            generation=vm.generation,
-            node_name=vm.status.node or vm.spec.node,
-            vmid=vm.spec.vmid,
-            run_strategy=vm.spec.run_strategy,
-            requested_at=vm.requested_at,
-        )
         node = self.nodes.get(vm.namespace, vm.spec.node)
         if node is None:
-            facts.problem = Problem(
+            problem = Problem(
                 "NodeNotReady",
                 f"ProxmoxNode {vm.spec.node!r} is not configured yet (missing, or its Secret is not readable)",
             )
-            return Outcome(build_status(vm.status, facts), retry=Retry(NODE_NOT_READY, facts.problem.message))
-        facts.node_name = node.node_name
-        events: list[Event] = []
-        retry: Retry | None = None
-        decision: steps.Decision | None = None
-        agent = steps.AgentReading()
+            facts = self._facts(vm, vm.status.node or vm.spec.node, _Run(problem=problem))
+            return Outcome(build_status(vm.status, facts), retry=Retry(NODE_NOT_READY, problem.message))
+        run = _Run()
         async with self.lock_for(vm.uid):
             try:
-                seen = await steps.observe(node, max_age)
-                facts.observed_at = seen.fetched_wall
-                facts.observation = seen.inventory.vms.get(vm.spec.vmid)
-                immovable = steps.moved(vm, node)
-                if immovable is not None:
-                    facts.observation, facts.observed_at, facts.problem = None, "", immovable
-                else:
-                    decision = await steps.plan(vm, node, self.images, seen)
-                    if decision.plan.actions and seen.age > ACT_MAX_AGE_S:  # never act on an old view
-                        decision = await steps.plan(vm, node, self.images, await steps.observe(node, 0))
-                    if drift and ActionKind.DESTROY in decision.plan.kinds():
-                        facts.problem = Problem(
-                            "ReimagePending",
-                            "the image changed without a change of the spec; the VM is recreated on the next "
-                            f"change of the object or when it is annotated {ANNOTATION_REQUESTED_AT}",
-                        )
-                    else:
-                        if decision.plan.actions:
-                            if progress is not None:
-                                await progress(progress_status(vm, decision.plan))
-                            await steps.act(vm, node, self.images, decision, events, self.agent, drift=drift)
-                            decision = await steps.plan(vm, node, self.images, await steps.observe(node, 0))
-                        agent = await steps.read_agent(vm, node, decision.observed, self.agent)
+                await self._steps(vm, node, run, max_age=max_age, drift=drift, progress=progress)
             except LocalImageError as exc:
-                facts.problem = Problem("ImageUnavailable", str(exc), stalled=exc.permanent)
+                run.problem = Problem("ImageUnavailable", str(exc), stalled=exc.permanent)
                 if not exc.permanent:
-                    retry = Retry(IMAGE_NOT_READY, str(exc))
+                    run.retry = Retry(IMAGE_NOT_READY, str(exc))
             except (NodeUnreachable, ConnectionLost) as exc:
-                facts.node_unreachable = True
-                facts.problem = Problem("NodeUnreachable", short(exc), unknown=True)
-                retry = Retry(NODE_UNREACHABLE, short(exc))
+                run.unreachable = True
+                run.problem = Problem("NodeUnreachable", short(exc), unknown=True)
+                run.retry = Retry(NODE_UNREACHABLE, short(exc))
             except TransientError as exc:
-                facts.problem = Problem(type(exc).__name__, short(exc))
-                retry = Retry(NODE_TRANSIENT, short(exc))
+                run.problem = Problem(type(exc).__name__, short(exc))
+                run.retry = Retry(NODE_TRANSIENT, short(exc))
             except PermanentError as exc:
-                facts.problem = Problem(type(exc).__name__, short(exc), stalled=True)
-                events.append(Event("Warning", type(exc).__name__, short(exc)))
-        return self._report(vm, facts, decision, agent, events, retry, drift=drift)
+                run.problem = Problem(type(exc).__name__, short(exc), stalled=True)
+                run.events.append(Event("Warning", type(exc).__name__, short(exc)))
+        return self._report(vm, self._facts(vm, node.node_name, run), run, drift=drift)
 
-    def _report(
-        self,
-        vm: VmRef,
-        facts: VmFacts,
-        decision: steps.Decision | None,
-        agent: steps.AgentReading,
-        events: list[Event],
-        retry: Retry | None,
-        *,
-        drift: bool,
-    ) -> Outcome:
-        """The last step: the facts of the last observation and plan, the problem met, the status and outcome."""
-        if decision is not None:
-            facts.observation = decision.observed
-            facts.observed_at = decision.seen.fetched_wall
-            facts.plan = decision.plan
-            facts.problem = facts.problem or decision.problem
-            facts.agent = agent.condition
-            facts.ip_addresses = agent.addresses
-        facts.owned = facts.observation is not None and facts.observation.ownership.owned_by(vm.uid)
+    async def _steps(
+        self, vm: VmRef, node: VmNode, run: _Run, *, max_age: float, drift: bool, progress: Progress | None
+    ) -> None:
+        """observe → plan → act → observe and plan again → agent; each result recorded in `run` as it comes."""
+        run.seen = await steps.observe(node, max_age)
+        run.problem = steps.moved(vm, node)
+        if run.problem is not None:
+            run.seen = None  # keep the last status: this view shows a VM the object no longer names
+            return
+        run.decision = await steps.plan(vm, node, self.images, run.seen)
+        if run.decision.plan.actions and run.seen.age > ACT_MAX_AGE_S:  # never act on an old view
+            run.decision = await steps.plan(vm, node, self.images, await steps.observe(node, 0))
+        if drift and ActionKind.DESTROY in run.decision.plan.kinds():
+            run.problem = Problem(
+                "ReimagePending",
+                "the image changed without a change of the spec; the VM is recreated on the next change of the "
+                f"object or when it is annotated {ANNOTATION_REQUESTED_AT}",
+            )
+            return
+        if run.decision.plan.actions:
+            if progress is not None:
+                await progress(progress_status(vm, run.decision.plan))
+            await steps.act(vm, node, self.images, run.decision, run.events, self.agent, drift=drift)
+            run.decision = await steps.plan(vm, node, self.images, await steps.observe(node, 0))
+        run.agent = await steps.read_agent(vm, node, run.decision.observed, self.agent)
+
+    @staticmethod
+    def _facts(vm: VmRef, node_name: str, run: _Run) -> VmFacts:
+        """The report's facts, made once from the last observation and plan of the run and the problem it met."""
+        decision = run.decision
+        seen = decision.seen if decision is not None else run.seen
+        observation = seen.inventory.vms.get(vm.spec.vmid) if seen is not None else None
+        return VmFacts(
+            generation=vm.generation,
+            node_name=node_name,
+            vmid=vm.spec.vmid,
+            run_strategy=vm.spec.run_strategy,
+            requested_at=vm.requested_at,
+            observation=observation,
+            observed_at=seen.fetched_wall if seen is not None else "",
+            owned=observation is not None and observation.ownership.owned_by(vm.uid),
+            plan=decision.plan if decision is not None else None,
+            problem=run.problem or (decision.problem if decision is not None else None),
+            node_unreachable=run.unreachable,
+            agent=run.agent.condition,
+            ip_addresses=run.agent.addresses,
+        )
+
+    @staticmethod
+    def _report(vm: VmRef, facts: VmFacts, run: _Run, *, drift: bool) -> Outcome:
+        """The last step: the status from the facts; stall, retry or poll; the Events worth posting."""
         status = build_status(vm.status, facts)
         stall = facts.problem.message if facts.problem is not None and facts.problem.stalled else ""
-        if retry is None and agent.waiting:
+        retry = run.retry
+        if retry is None and run.agent.waiting:
             retry = Retry(AGENT_WAIT, "waiting for the guest agent to report addresses")
-        if drift:
-            newly_stalled = _stalled(status) != _stalled(vm.status) and bool(stall)
+        events = run.events
+        if drift:  # a resync posts what it corrected, and a stall once
+            newly_stalled = bool(stall) and _stalled(status) != _stalled(vm.status)
             events = [e for e in events if e.type == "Normal" or newly_stalled]
         return Outcome(status, events, retry=None if stall else retry, stall=stall)
 
