@@ -5,9 +5,10 @@ Every step is idempotent: the plan is recomputed from what the node reports, the
 the ownership marker, and a resize, start or stop re-checks the node first. A crash between any two `qm` calls
 therefore converges on the next run without a second VM or an orphaned disk.
 
-The order, with each value produced once and never changed after: observe (again, fresh, when acting on a view
-older than `ACT_MAX_AGE_S`), plan, act, observe and plan again to report what acting did, read the agent, report.
-A failure reports the last observation and plan made before it, with the failure as the problem.
+The order: observe (again, fresh, when acting on a view older than `ACT_MAX_AGE_S`), plan, act, observe and plan
+again to report what acting did, read the agent, report. Each step's result is recorded (in `_Run`) by that step
+only, and the report's facts are built once from the last of them: a failure reports the last observation and plan
+made before it, with the failure as the problem — never a mix of views.
 """
 
 from __future__ import annotations
