@@ -23,7 +23,7 @@ from proxnix.api.proxmoxnode import READINESS, ProxmoxNodeSpec, ProxmoxNodeStatu
 from proxnix.api.summarize import Problem, summarize
 from proxnix.proxmox.errors import PermanentError, ProxmoxError
 from proxnix.proxmox.inventory import NodeInventory
-from proxnix.reconcile.outcome import NODE_PROBE_FAILED, Outcome
+from proxnix.reconcile.outcome import NODE_PROBE_FAILED, Outcome, Retry
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ def report(ref: NodeRef, status: ProxmoxNodeStatus, problem: Problem | None, now
     if problem is not None and problem.stalled:
         outcome.stall = problem.message
     elif problem is not None:
-        outcome.retry_after(NODE_PROBE_FAILED, problem.message)
+        outcome.retry = Retry(NODE_PROBE_FAILED, problem.message)
     return outcome
 
 

@@ -5,7 +5,7 @@ done), and the named retry policies. The handler layer applies an Outcome in one
 How a reconcile package uses it (ProxmoxVM, ProxmoxNode, and the coming GitRepo):
     problem = ...                                # api.summarize.Problem, or None
     summarize(status, READINESS, generation=..., problem=problem)
-    return Outcome(status, events, retry=Retry.after(TRANSIENT, problem.message))   # or stall(...), or neither
+    return Outcome(status, events, retry=Retry(NODE_TRANSIENT, problem.message))   # or stall=..., or neither
 
 Retry delays are never bare numbers in `reconcile/` or `handlers/`: each is a `RetryPolicy` named here for the
 situation it waits out, so the table below is the operator's whole retry schedule.
@@ -89,8 +89,3 @@ class Outcome:
     retry: Retry | None = None
     stall: str = ""
     done: bool = True
-
-    def retry_after(self, policy: RetryPolicy, reason: str) -> Outcome:
-        """This outcome, asking to run again after `policy`'s delay."""
-        self.retry = Retry(policy, reason)
-        return self
