@@ -16,7 +16,7 @@ from aiohttp import web
 
 from proxnix.webhook.index import GitRepoIndex
 from proxnix.webhook.metrics import Metrics
-from proxnix.webhook.service import UNKNOWN_PROVIDER, Outcome, PushService
+from proxnix.webhook.service import UNKNOWN_PROVIDER, Answer, PushService
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ async def _hook(request: web.Request, target: tuple[str, str] | None) -> web.Res
         try:
             body = await _read_body(request, limit)
         except _TooLarge:
-            outcome = Outcome(
+            outcome = Answer(
                 413,
                 {"error": "payload too large", "reason": f"the body exceeds {limit} bytes"},
                 UNKNOWN_PROVIDER,
@@ -66,7 +66,7 @@ async def _hook(request: web.Request, target: tuple[str, str] | None) -> web.Res
             outcome = await service.handle(request.headers, request.headers.get("Content-Type"), body, target)
     except Exception:
         log.exception("webhook request failed", extra={"fields": {"path": request.path}})
-        outcome = Outcome(500, {"error": "internal error"}, UNKNOWN_PROVIDER, "error")
+        outcome = Answer(500, {"error": "internal error"}, UNKNOWN_PROVIDER, "error")
     metrics.observe_request(outcome.provider, outcome.outcome, time.perf_counter() - started)
     if outcome.status >= 400 and outcome.status != 401:
         log.info(
