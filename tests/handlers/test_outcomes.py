@@ -85,3 +85,21 @@ async def test_a_status_write_refused_is_retried_and_a_gone_object_is_not() -> N
     with pytest.raises(kopf.TemporaryError):
         await apply_outcome(RecordingKube(KubeError("HTTP 500", 500)), OBJ, {}, outcome, attempt=0)  # type: ignore[arg-type]
     await apply_outcome(RecordingKube(NotFound("HTTP 404", 404)), OBJ, {}, outcome, attempt=0)  # type: ignore[arg-type]
+
+
+async def test_events_are_posted_even_when_the_status_write_fails() -> None:
+    """What was done on the node is told once: a failed status write retries, but the Events still go out."""
+    kube = RecordingKube(fail=KubeError("timed out", 0))
+    outcome = Outcome(ProxmoxNodeStatus(), [Event("Normal", "Created", "create VM 100")])
+    with pytest.raises(kopf.TemporaryError, match="status not written"):
+        await apply_outcome(kube, OBJ, {}, outcome, attempt=0)  # type: ignore[arg-type]
+    assert kube.events == [("Normal", "Created", "create VM 100")]
+
+
+async def test_an_unfinished_deletion_keeps_retrying_past_its_policy() -> None:
+    """Returning from a delete handler removes the finalizer: an unfinished deletion never returns."""
+    assert AGENT_WAIT.max_attempts is not None
+    outcome = Outcome(done=False, retry=Retry(AGENT_WAIT, "waiting"))
+    with pytest.raises(kopf.TemporaryError) as caught:
+        await apply_outcome(RecordingKube(), OBJ, {}, outcome, attempt=AGENT_WAIT.max_attempts + 5)  # type: ignore[arg-type]
+    assert caught.value.delay == AGENT_WAIT.delay_s

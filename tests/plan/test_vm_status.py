@@ -161,3 +161,23 @@ def test_progress_phase_names_what_is_about_to_happen() -> None:
     assert patch["phase"] == "Provisioning"
     reconciling = next(c for c in patch["conditions"] if c["type"] == "Reconciling")  # type: ignore[attr-defined]
     assert (reconciling["status"], reconciling["observedGeneration"]) == ("True", 4)
+
+
+def test_progress_leaves_ready_as_the_last_reconcile_said() -> None:
+    """A drift correction on a Ready VM does not flap Ready (nor rewrite its transition time) mid-run."""
+    from proxnix.api.conditions import set_condition
+    from proxnix.proxmox.plan import Action, ActionKind
+    from proxnix.reconcile.vm.status import progress_status
+
+    ready = set_condition([], "Ready", "True", "Running", "", 3, now="2020-01-01T00:00:00Z")
+
+    class Ref:
+        status = ProxmoxVMStatus(conditions=ready)
+        generation = 3
+
+    patch = progress_status(Ref(), VmPlan(actions=(Action(ActionKind.START, "start"),)), now=NOW)
+    conditions = {c["type"]: c for c in patch["conditions"]}  # type: ignore[attr-defined]
+    assert conditions["Ready"]["status"] == "True"
+    assert conditions["Ready"]["lastTransitionTime"] == "2020-01-01T00:00:00Z"
+    assert "Stalled" not in conditions
+    assert conditions["Reconciling"]["status"] == "True"

@@ -94,6 +94,20 @@ def summarize(
     status.observed_generation = generation
 
 
+def mark_progressing(status: Summarized, *, generation: int, message: str, now: str | None = None) -> None:
+    """Announce work in progress mid-reconcile: Reconciling=True (reason Progressing) only. Ready and Stalled keep
+    what the last completed reconcile said until `summarize` runs on its result (no flapping Ready)."""
+    status.conditions = set_condition(
+        list(status.conditions),
+        ConditionType.RECONCILING,
+        "True",
+        "Progressing",
+        message,
+        generation,
+        now=now or now_rfc3339(),
+    )
+
+
 def _first_not_true(conditions: list[Condition], types: tuple[str, ...]) -> Condition | None:
     for type_ in types:
         found = find_condition(conditions, type_)

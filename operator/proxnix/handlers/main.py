@@ -71,7 +71,9 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
             prefix=f"kopf.{GROUP}", key="last-handled-configuration"
         )
-        settings.posting.loggers = False  # Events are the operator's own (kopf.event), not its log lines
+        settings.posting.loggers = (
+            False  # Events are the operator's own (posted by the kube adapter), not log lines
+        )
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         settings.batching.error_delays = [1, 2, 5, 10, 30, 60]

@@ -64,16 +64,14 @@ async def apply_outcome(
 ) -> None:
     """Write the outcome's status (replacing `previous`, the status the handler was called with), post its Events,
     then raise kopf's retry or stall for a change handler (`attempt` is kopf's retry count; None for a timer)."""
+    status_error: KubeError | None = None
     if outcome.status is not None:
         try:
             await write_status(kube, obj, replacing(previous, outcome.status.to_wire()))
         except KubeError as exc:
-            if attempt is None:
-                log.warning("%s: status not written: %s", obj, exc)
-            else:
-                raise kopf.TemporaryError(
-                    f"status not written: {exc}", delay=STATUS_NOT_WRITTEN.delay_s
-                ) from None
+            status_error = exc
+            log.warning("%s: status not written: %s", obj, exc)
+    # Events go out whatever happened to the status: what was done on the node is not told twice.
     for event in outcome.events:
         try:
             await kube.post_event(obj, event.type, event.reason, event.message)
@@ -81,11 +79,15 @@ async def apply_outcome(
             log.warning("%s: Event %s not posted: %s", obj, event.reason, exc)
     if attempt is None:
         return
+    if status_error is not None:
+        raise kopf.TemporaryError(f"status not written: {status_error}", delay=STATUS_NOT_WRITTEN.delay_s)
     if outcome.stall:
         raise kopf.PermanentError(outcome.stall)
+    if not outcome.done:
+        # An unfinished deletion always retries: returning would let kopf remove the finalizer.
+        delay = outcome.retry.policy.delay_s if outcome.retry is not None else DELETE_FAILED.delay_s
+        raise kopf.TemporaryError(outcome.retry.reason if outcome.retry else "not finished", delay=delay)
     if outcome.retry is not None:
         policy = outcome.retry.policy
         if policy.max_attempts is None or attempt < policy.max_attempts:
             raise kopf.TemporaryError(outcome.retry.reason, delay=policy.delay_s)
-    elif not outcome.done:
-        raise kopf.TemporaryError("not finished", delay=DELETE_FAILED.delay_s)

@@ -18,12 +18,12 @@ from typing import Protocol
 
 from proxnix.adapters.kube import KubeError
 from proxnix.api.clock import now_rfc3339
-from proxnix.api.conditions import ConditionType, set_condition
+from proxnix.api.conditions import ConditionType, find_condition, set_condition
 from proxnix.api.proxmoxnode import READINESS, ProxmoxNodeSpec, ProxmoxNodeStatus
 from proxnix.api.summarize import Problem, summarize
 from proxnix.proxmox.errors import PermanentError, ProxmoxError
 from proxnix.proxmox.inventory import NodeInventory
-from proxnix.reconcile.outcome import NODE_PROBE_FAILED, Outcome, Retry
+from proxnix.reconcile.outcome import NODE_PROBE_FAILED, Outcome, Retry, short
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ async def probe(
             status.pve_version = await handle.read_version()
         handle.learn_version(status.pve_version)
     except ProxmoxError as exc:
-        problem = Problem(type(exc).__name__, str(exc)[:400], stalled=isinstance(exc, PermanentError))
+        problem = Problem(type(exc).__name__, short(exc), stalled=isinstance(exc, PermanentError))
         status.reachable = False
         status.conditions = set_condition(
             status.conditions,
@@ -138,7 +138,7 @@ async def probe(
 
 def report(ref: NodeRef, status: ProxmoxNodeStatus, problem: Problem | None, now: str) -> Outcome:
     """Step 3: Ready/Reconciling/Stalled from NodeReachable and the problem; retry or stall accordingly."""
-    reachable = next((c for c in status.conditions if c.type == ConditionType.NODE_REACHABLE), None)
+    reachable = find_condition(status.conditions, ConditionType.NODE_REACHABLE)
     summarize(
         status,
         READINESS,

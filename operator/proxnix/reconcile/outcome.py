@@ -24,6 +24,12 @@ Progress = Callable[[dict[str, Any]], Awaitable[None]]
 """Reports progress (a status merge patch) while a reconcile works, before its Outcome is applied."""
 
 
+def short(exc: BaseException, limit: int = 400) -> str:
+    """An error's text, cut to fit a condition message or an Event."""
+    text = str(exc)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 @dataclass(frozen=True)
 class Event:
     """A Kubernetes Event to record on the object."""

@@ -18,9 +18,10 @@ from proxnix.reconcile.outcome import (
     Event,
     Outcome,
     Retry,
+    short,
 )
 from proxnix.reconcile.vm.ports import VmNodes
-from proxnix.reconcile.vm.ref import VmRef, provisioned, short
+from proxnix.reconcile.vm.ref import VmRef, provisioned
 
 
 async def delete_vm(nodes: VmNodes, vm: VmRef) -> Outcome:

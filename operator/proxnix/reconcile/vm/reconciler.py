@@ -34,11 +34,12 @@ from proxnix.reconcile.outcome import (
     Outcome,
     Progress,
     Retry,
+    short,
 )
 from proxnix.reconcile.vm import steps
 from proxnix.reconcile.vm.delete import delete_vm
 from proxnix.reconcile.vm.ports import Images, VmNode, VmNodes
-from proxnix.reconcile.vm.ref import VmRef, short
+from proxnix.reconcile.vm.ref import VmRef
 from proxnix.reconcile.vm.status import VmFacts, build_status, progress_status
 
 # How old an inventory may be before the operator acts on it (a plan with actions is re-made on a fresh view).

@@ -30,9 +30,3 @@ def provisioned(status: ProxmoxVMStatus) -> bool:
     """Whether the status says the VM was created (Provisioned=True)."""
     found = find_condition(status.conditions, ConditionType.PROVISIONED)
     return found is not None and found.status == "True"
-
-
-def short(exc: BaseException, limit: int = 400) -> str:
-    """An error's text, cut to fit a condition message or an Event."""
-    text = str(exc)
-    return text if len(text) <= limit else text[: limit - 1] + "…"

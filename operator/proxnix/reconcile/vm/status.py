@@ -14,7 +14,7 @@ from typing import Protocol
 from proxnix.api.clock import now_rfc3339
 from proxnix.api.conditions import Condition, ConditionStatus, ConditionType, find_condition, set_condition
 from proxnix.api.proxmoxvm import READINESS, ObservedVM, Phase, ProxmoxVMStatus, RunStrategy
-from proxnix.api.summarize import Problem, summarize
+from proxnix.api.summarize import Problem, mark_progressing, summarize
 from proxnix.proxmox.inventory import VmObservation
 from proxnix.proxmox.plan import ActionKind, BlockReason, VmPlan
 
@@ -222,14 +222,10 @@ def progress_phase(plan: VmPlan) -> Phase:
 
 
 def progress_status(vm: VmRefLike, plan: VmPlan, now: str | None = None) -> dict[str, object]:
-    """A status patch announcing what is about to be done (phase, and Reconciling/Ready from the summariser)."""
+    """A status patch announcing what is about to be done: the phase, and Reconciling=True (Ready untouched)."""
     status = vm.status.model_copy(deep=True)
-    summarize(
-        status,
-        READINESS,
-        generation=vm.generation,
-        progressing="; ".join(a.reason for a in plan.actions),
-        now=now,
+    mark_progressing(
+        status, generation=vm.generation, message="; ".join(a.reason for a in plan.actions), now=now
     )
     return {
         "phase": progress_phase(plan).value,

@@ -32,9 +32,9 @@ from proxnix.proxmox.guest_agent import routable_addresses
 from proxnix.proxmox.inventory import VmObservation
 from proxnix.proxmox.plan import Action, ActionKind, DesiredVM, VmPlan, plan_vm
 from proxnix.reconcile.node_directory import Seen
-from proxnix.reconcile.outcome import Event
+from proxnix.reconcile.outcome import Event, short
 from proxnix.reconcile.vm.ports import Images, VmNode
-from proxnix.reconcile.vm.ref import VmRef, provisioned, short
+from proxnix.reconcile.vm.ref import VmRef, provisioned
 from proxnix.reconcile.vm.status import problem_from_plan
 
 log = logging.getLogger(__name__)
