@@ -26,7 +26,7 @@ if ((${#missing[@]})); then
 fi
 
 # nix, single-user as root: the store must exist and be writable. The tests and the sandbox do not rewrite the
-# machine's nix.conf; they pass their settings through NIX_CONFIG (see hack/nix-test.conf).
+# machine's nix.conf; they pass their settings through NIX_CONFIG (operator/proxnix_testbed/nixconf.py).
 if [ "$(id -u)" -eq 0 ] && [ ! -d /nix/var/nix/db ]; then
   mkdir -p /nix/store /nix/var/nix
 fi

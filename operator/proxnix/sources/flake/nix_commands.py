@@ -102,7 +102,7 @@ def eval_argv(flake: FlakeRef) -> list[str]:
 def probe_expression(image_types: Sequence[str]) -> str:
     """A function of `nixosConfigurations` giving, per used image type, where its qcow2 is and its output path.
 
-    `{<name>: null | {attr, outPath, filePath}}`: null when the flake has no such configuration or it has neither
+    `{<name>: null | {attr, out, filePath}}` (not `outPath`: nix prints a set with an outPath as that string): null when the flake has no such configuration or it has neither
     `system.build.qcow2` nor `system.build.images.qemu`. Evaluating outPath builds nothing.
     """
     names = " ".join(f'"{_image_type(name)}"' for name in image_types)
@@ -110,9 +110,9 @@ def probe_expression(image_types: Sequence[str]) -> str:
         "cs: builtins.listToAttrs (map (n: { name = n; value = "
         "if !(builtins.hasAttr n cs) then null else "
         "let b = (builtins.getAttr n cs).config.system.build or { }; in "
-        f'if b ? qcow2 then {{ attr = "{ImageAttr.QCOW2}"; outPath = b.qcow2.outPath; filePath = null; }} '
+        f'if b ? qcow2 then {{ attr = "{ImageAttr.QCOW2}"; out = b.qcow2.outPath; filePath = null; }} '
         "else if (b.images or { }) ? qemu then "
-        f'{{ attr = "{ImageAttr.IMAGES_QEMU}"; outPath = b.images.qemu.outPath; '
+        f'{{ attr = "{ImageAttr.IMAGES_QEMU}"; out = b.images.qemu.outPath; '
         "filePath = b.images.qemu.passthru.filePath or (b.images.qemu.filePath or null); } "
         f"else null; }}) [ {names} ])"
     )

@@ -69,7 +69,7 @@ def parse_probe(text: str | bytes, image_types: Sequence[str]) -> dict[str, Imag
             attr = ImageAttr(str(entry.get("attr")))
         except ValueError:
             raise NixOutputError(f"image probe of {name}: unknown attribute {entry.get('attr')!r}") from None
-        out_path = _store_path(entry.get("outPath"), f"image probe of {name}")
+        out_path = _store_path(entry.get("out"), f"image probe of {name}")
         file_path = QCOW2_FILE if attr is ImageAttr.QCOW2 else entry.get("filePath")
         if (
             not isinstance(file_path, str)
