@@ -100,6 +100,16 @@ def test_an_image_change_reimages_its_vms_but_not_a_protected_one(kubeapi: KubeA
         "blocked": ["web02"],
     }
     assert result.blocked["web02"] == "protected: the new image is not applied (its other changes are)"
+    assert result.summary(REVISION).to_wire() == {
+        "revision": REVISION,
+        "created": [],
+        "updated": [],
+        "reimaged": ["web01"],
+        "pruned": [],
+        "unchanged": ["db01"],
+        "blocked": [{"name": "web02", "reason": result.blocked["web02"]}],
+        "held": "",
+    }
     assert [(p.name, p.body) for p in result.patches] == [
         ("web01", {"spec": {"image": {"source": new_web.path, "sha256": new_web.sha256}}})
     ]

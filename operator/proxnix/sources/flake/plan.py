@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from proxnix.api.gitrepo import BlockedVM, PlanSummary
 from proxnix.api.meta import GROUP
 from proxnix.api.proxmoxvm import ProxmoxVMSpec
 from proxnix.sources.flake.render import LABEL_GITREPO, Owner
@@ -92,6 +93,19 @@ class Plan:
     @property
     def has_actions(self) -> bool:
         return bool(self.creates or self.patches or self.deletes)
+
+    def summary(self, revision: str) -> PlanSummary:
+        """The plan as the GitRepo's `status.lastPlan`."""
+        return PlanSummary(
+            revision=revision,
+            created=list(self.created),
+            updated=list(self.updated),
+            reimaged=list(self.reimaged),
+            pruned=list(self.pruned),
+            unchanged=list(self.unchanged),
+            blocked=[BlockedVM(name=name, reason=reason) for name, reason in sorted(self.blocked.items())],
+            held=self.held,
+        )
 
 
 def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
