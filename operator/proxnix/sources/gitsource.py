@@ -80,13 +80,18 @@ def classify(stderr: str) -> GitErrorKind:
     return next((kind for kind, pattern in _CLASSES if pattern.search(stderr)), GitErrorKind.OTHER)
 
 
+_NOISE = (
+    "hint:",
+    "remote: Counting",
+    "remote: Compressing",
+    "Please make sure you have the correct access rights",
+    "and the repository exists.",
+)
+
+
 def error_summary(stderr: str, max_chars: int = 500) -> str:
     """The useful lines of git's stderr for a condition message (progress and hints dropped)."""
-    lines = [
-        line.strip()
-        for line in stderr.splitlines()
-        if line.strip() and not line.startswith(("hint:", "remote: Counting", "remote: Compressing"))
-    ]
+    lines = [line.strip() for line in stderr.splitlines() if line.strip() and not line.startswith(_NOISE)]
     return " ".join(lines)[-max_chars:]
 
 
