@@ -10,7 +10,6 @@ context manager). Must run as root (sshd), as pvesim's nodes do.
 from __future__ import annotations
 
 import json
-import shlex
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from proxnix.sources.gitsource import ssh_command
 from pvesim.sshd import SSHD, free_port, keygen, login_user, port_open
 
 HOOK = """#!{python} -I
@@ -117,24 +117,8 @@ class GitServer:
         return f"file://{self.path(name)}"
 
     def ssh_command(self) -> str:
-        """GIT_SSH_COMMAND for a client of this server (its key, its host key checked)."""
-        return shlex.join(
-            [
-                "ssh",
-                "-F",
-                "/dev/null",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=yes",
-                "-o",
-                f"UserKnownHostsFile={self.known_hosts}",
-                "-o",
-                "IdentitiesOnly=yes",
-                "-i",
-                str(self.client_key),
-            ]
-        )
+        """GIT_SSH_COMMAND for a client of this server (its key, its host key checked), as the operator builds it."""
+        return ssh_command(str(self.client_key), str(self.known_hosts), connect_timeout=10)
 
     def create_repo(self, name: str, webhook: WebhookTarget | None = None, branch: str = "main") -> Path:
         """A new bare repository (HEAD → `branch`); with `webhook`, its post-receive hook sends pushes there."""

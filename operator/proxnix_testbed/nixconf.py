@@ -8,7 +8,6 @@ build-users group (single-user). The operator itself passes whatever nix configu
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Mapping
 
 TEST_SETTINGS = {
@@ -30,8 +29,3 @@ def nix_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ if base is None else base)
     env["NIX_CONFIG"] = nix_config()
     return env
-
-
-def nix_available() -> bool:
-    """Whether nix is on PATH (hack/setup.sh installs it)."""
-    return shutil.which("nix") is not None

@@ -16,13 +16,9 @@ from proxnix.adapters.hashing import FileDigest
 from proxnix.adapters.nix import Nix, NixError, NixErrorKind
 from proxnix.sources.flake.nix_commands import FlakeRef, ImageAttr
 from proxnix.sources.flake.vms import parse_vms_json
-from proxnix_testbed.nixconf import nix_available, nix_env
+from proxnix_testbed.nixconf import nix_env
 from tests.support.flakes import write_flake
 from tests.support.kubeapi import eventually
-
-pytestmark = pytest.mark.skipif(
-    not nix_available(), reason="nix is not installed (hack/setup.sh installs it)"
-)
 
 KEY = RepoKey("default", "fleet")
 REVISION = "1" * 40
