@@ -246,3 +246,16 @@ def test_merge_patch() -> None:
     new = {"a": 1, "b": {"c": 2, "d": 4}, "e": [1, 2], "g": None}
     assert merge_patch(old, new) == {"b": {"d": 4}, "e": [1, 2], "f": None, "g": None}
     assert merge_patch(new, new) == {}
+
+
+def test_a_changed_node_or_vmid_is_blocked_not_patched(kubeapi: KubeAPI) -> None:
+    existing = stored(kubeapi, rendered())
+    output = copy.deepcopy(eval_output("fleet"))
+    output["vms"]["web01"]["vm_id"] = 150
+    output["vms"]["db01"]["node"] = "pve1"
+    result = plan(rendered(output), existing)
+    assert result.blocked == {
+        "db01": "node pve2 → pve1: a ProxmoxVM cannot change node or VMID; give the VM a new name to replace it",
+        "web01": "vmid 100 → 150: a ProxmoxVM cannot change node or VMID; give the VM a new name to replace it",
+    }
+    assert not result.patches

@@ -136,6 +136,9 @@ async def test_submodules_only_when_asked(
     async with source.checkout(KEY, head, url=git_server.file_url("fleet"), submodules=True) as folder:
         assert (folder / "images" / "image.nix").read_text() == "{ }\n"
         assert not (folder / "images" / ".git").exists()
+    with pytest.raises(GitError, match="transport 'file' not allowed"):
+        async with source.checkout(KEY, head, url=remote, submodules=True):
+            pass  # a repository fetched over ssh may not pull local files in through .gitmodules
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import git
 
-from proxnix.api.gitrepo import GitRef
+from proxnix.api.gitrepo import GIT_URL_PATTERN, GitRef
 from proxnix.sources.gitsource import (
     ALL_REFS,
     ASKPASS_SCRIPT,
@@ -137,13 +137,25 @@ class GitSource:
             repo = git.Repo(path)
         with repo.config_writer() as config:
             config.set_value('remote "origin"', "url", url)
-            config.set_value("gc", "auto", "0")
+            config.set_value("gc", "autoDetach", "false")
         return repo
 
-    def _run(self, repo: git.Repo, *args: str, env: dict[str, str], timeout: float, what: str) -> str:
+    def _run(
+        self, repo: git.Repo, *args: str, env: dict[str, str], timeout: float, what: str, url: str = ""
+    ) -> str:
+        # file:// (and local paths, e.g. in .gitmodules) only when the GitRepo itself is a file:// repository.
+        local = "always" if url.startswith("file://") else "never"
+        options = [
+            "-c",
+            "credential.helper=",
+            "-c",
+            f"protocol.file.allow={local}",
+            "-c",
+            "protocol.ext.allow=never",
+        ]
         try:
             out: str = repo.git.execute(
-                ["git", "-c", "credential.helper=", "-c", "protocol.file.allow=always", *args],
+                ["git", *options, *args],
                 env=env,
                 kill_after_timeout=timeout,
             )
@@ -171,7 +183,16 @@ class GitSource:
         return Fetched(revision=revision, message=message)
 
     def _fetch(self, key: RepoKey, url: str, ref: GitRef, credentials: GitCredentials | None) -> Fetched:
-        repo = self._repo(key, url)
+        if not re.fullmatch(GIT_URL_PATTERN, url):
+            raise GitError(
+                GitErrorKind.OTHER, "the repository URL is not one proxnix accepts (see GitRepo spec.url)"
+            )
+        with contextlib.closing(self._repo(key, url)) as repo:
+            return self._fetch_into(repo, url, ref, credentials)
+
+    def _fetch_into(
+        self, repo: git.Repo, url: str, ref: GitRef, credentials: GitCredentials | None
+    ) -> Fetched:
         spec = refspec(ref)
         if ref.commit is not None and self._has_commit(repo, ref.commit):
             return self._resolve(repo, ref.commit, spec.description)
@@ -185,13 +206,20 @@ class GitSource:
                     env=env,
                     timeout=self.network_timeout,
                     what=f"fetch {spec.description}",
+                    url=url,
                 )
             except GitError as exc:
                 if ref.commit is None or exc.kind is not GitErrorKind.NOT_FOUND:
                     raise
                 # A server that refuses unadvertised commits: fetch every branch and tag, then look again.
                 self._run(
-                    repo, *fetch, *ALL_REFS, env=env, timeout=self.network_timeout, what="fetch all refs"
+                    repo,
+                    *fetch,
+                    *ALL_REFS,
+                    env=env,
+                    timeout=self.network_timeout,
+                    what="fetch all refs",
+                    url=url,
                 )
         return self._resolve(repo, spec.local, spec.description)
 
@@ -203,38 +231,38 @@ class GitSource:
             self.scratch_root.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix=f"{key.namespace}.{key.name}-", dir=self.scratch_root))
         try:
-            work = git.Repo.clone_from(str(cache), folder, shared=True, no_checkout=True)
-            env = {"GIT_TERMINAL_PROMPT": "0"}
-            self._run(
-                work,
-                "checkout",
-                "--quiet",
-                "--detach",
-                revision,
-                env=env,
-                timeout=self.local_timeout,
-                what=f"checkout {revision[:12]}",
-            )
-            if submodules:
-                with work.config_writer() as config:
-                    config.set_value('remote "origin"', "url", url)
-                with _auth_env(credentials, self.network_timeout) as auth:
-                    self._run(
-                        work,
-                        "submodule",
-                        "update",
-                        "--init",
-                        "--recursive",
-                        env=auth,
-                        timeout=self.network_timeout,
-                        what="fetch submodules",
-                    )
-            work.close()
+            with git.Repo.clone_from(str(cache), folder, shared=True, no_checkout=True) as work:
+                self._check_out(work, revision, url, credentials, submodules)
             _remove_git_dirs(folder)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
         return folder
+
+    def _check_out(
+        self, work: git.Repo, revision: str, url: str, credentials: GitCredentials | None, submodules: bool
+    ) -> None:
+        env = {"GIT_TERMINAL_PROMPT": "0"}
+        what = f"checkout {revision[:12]}"
+        self._run(
+            work, "checkout", "--quiet", "--detach", revision, env=env, timeout=self.local_timeout, what=what
+        )
+        if not submodules:
+            return
+        with work.config_writer() as config:
+            config.set_value('remote "origin"', "url", url)
+        with _auth_env(credentials, self.network_timeout) as auth:
+            self._run(
+                work,
+                "submodule",
+                "update",
+                "--init",
+                "--recursive",
+                env=auth,
+                timeout=self.network_timeout,
+                what="fetch submodules",
+                url=url,
+            )
 
 
 def _remove_git_dirs(folder: Path) -> None:

@@ -6,6 +6,7 @@ Every desired or owned name lands in exactly one bucket: created, updated, reima
   name is never overwritten: blocked, with who owns it.
 - Patches are JSON merge patches of what differs (removed fields set to null); an unchanged VM is not patched, so a
   commit that changes nothing patches nothing.
+- A VM whose node or VMID changed is blocked (both are immutable: a VM is never moved by a patch).
 - A protected VM (in the flake or on the cluster) keeps its image: blocked, with its other changes still applied.
   A protected VM that left the flake is never pruned (blocked); with `prune: false` none are.
 - The prune guard: a commit that would prune more than `pruneLimit` VMs (default: more than half of the owned ones),
@@ -25,6 +26,8 @@ from proxnix.api.gitrepo import BlockedVM, PlanSummary
 from proxnix.api.meta import GROUP
 from proxnix.api.proxmoxvm import ProxmoxVMSpec
 from proxnix.sources.flake.render import LABEL_GITREPO, Owner
+
+_FIXED = ("node", "vmid")  # immutable in the ProxmoxVM API (a CEL rule): never patched
 
 ANNOTATION_CONFIRM_PRUNE = f"{GROUP}/confirm-prune"
 """On a GitRepo: the revision whose prune over the limit the user confirms."""
@@ -168,6 +171,16 @@ def _plan_desired(plan: Plan, obj: dict[str, Any], existing: Existing | None, ow
         return
     current = _normalized(existing.spec)
     desired = dict(obj["spec"])
+    moved = [
+        f"{field} {current.get(field)} → {desired[field]}"
+        for field in _FIXED
+        if current.get(field) != desired[field]
+    ]
+    if moved:
+        plan.blocked[name] = (
+            f"{', '.join(moved)}: a ProxmoxVM cannot change node or VMID; give the VM a new name to replace it"
+        )
+        return
     image_changed = _image_sha(current) != _image_sha(desired)
     keep_image = image_changed and (existing.protected or bool(desired.get("protected")))
     if keep_image and "image" in current:
