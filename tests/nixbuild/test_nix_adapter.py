@@ -190,3 +190,14 @@ async def test_nix_missing_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(NixError) as caught:
         await nix.version()
     assert caught.value.kind is NixErrorKind.NIX_MISSING
+
+
+async def test_only_the_newest_build_logs_are_kept(tmp_path: Path) -> None:
+    nix = make_nix(tmp_path, keep_logs=2)
+    ref = flake(tmp_path)
+    probes = list((await nix.probe(ref, ["web"])).values())
+    revisions = [str(i) * 40 for i in range(1, 5)]
+    for revision in revisions:
+        await nix.build(KEY, revision, ref, probes)
+    kept = sorted(p.stem for p in nix.log_path(KEY, REVISION).parent.glob("*.log"))
+    assert kept == sorted(revisions[-2:])

@@ -90,6 +90,7 @@ class Nix:
         build_timeout: float = 6 * 3600.0,
         max_output: int = 16 * MiB,
         max_concurrent_builds: int = 2,
+        keep_logs: int = 10,
         env: Mapping[str, str] | None = None,
     ) -> None:
         self.state_dir = state_dir
@@ -97,6 +98,7 @@ class Nix:
         self.build_timeout = build_timeout
         self.max_output = max_output
         self.env = dict(env) if env is not None else None
+        self.keep_logs = keep_logs
         self._builds = asyncio.Semaphore(max_concurrent_builds)
         self._hashes: dict[str, str] = {}
         self._version: NixVersion | None = None
@@ -162,6 +164,7 @@ class Nix:
         async with self._builds:
             with log_path.open("wb") as log:
                 done = await self._run(argv, limit=self.build_timeout, what="nix build", stderr_to=log)
+        self._prune_logs(log_path.parent)
         if done.returncode != 0:
             tail = last_lines(log_path.read_text(errors="replace"))
             raise NixError(NixErrorKind.BUILD_FAILED, tail or "nix build failed", log_path)
@@ -174,6 +177,12 @@ class Nix:
     def log_path(self, key: RepoKey, revision: str) -> Path:
         """Where the build log of a GitRepo's revision is kept."""
         return self.state_dir / "logs" / key.namespace / key.name / f"{revision}.log"
+
+    def _prune_logs(self, folder: Path) -> None:
+        """Keep the newest `keep_logs` build logs of a GitRepo."""
+        logs = sorted(folder.glob("*.log"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        for old in logs[self.keep_logs :]:
+            old.unlink(missing_ok=True)
 
     # --- GC roots ---------------------------------------------------------------------------------
 

@@ -62,6 +62,15 @@ class WebhookSpec(ApiModel):
     )
 
 
+class GitRepoProgress(StrEnum):
+    """Reasons of the GitRepo's Reconciling condition: the step in progress (a build can take minutes)."""
+
+    FETCHING = "Fetching"
+    EVALUATING = "Evaluating"
+    BUILDING = "Building"
+    APPLYING = "Applying"
+
+
 class GitRepoDeletionPolicy(StrEnum):
     """What happens to a GitRepo's ProxmoxVMs when the GitRepo is deleted (as Flux's Kustomization `deletionPolicy`)."""
 
