@@ -7,7 +7,7 @@ import copy
 from proxnix.api.proxmoxvm import ProxmoxVMSpec
 from proxnix.sources.flake.checks import node_of
 from proxnix.sources.flake.render import LABEL_GITREPO, Image, Owner, render_object
-from proxnix.sources.flake.vms import parse_vms
+from proxnix.sources.flake.vms import FlakeVM, parse_vms
 from tests.flake.conftest import eval_output
 
 OWNER = Owner(namespace="fleet", name="infra", uid="3f1c0d2e-0000-4000-8000-000000000001")
@@ -87,3 +87,32 @@ def test_the_object_name_is_the_vm_name_lowercased() -> None:
     obj = render_object(vm, "pve1", WEB, OWNER)
     assert obj["metadata"]["name"] == "web01"
     assert obj["spec"]["name"] == "Web01"
+
+
+# Every ProxmoxVM spec field and the flake keys that set it: a new ProxmoxVMSpec field fails this test until the
+# flake format can say it too.
+SPEC_FIELDS_FROM_FLAKE = {
+    "node": ("node",),
+    "vmid": ("vm_id",),
+    "name": ("name",),
+    "cores": ("cores",),
+    "sockets": ("sockets",),
+    "memory_mib": ("memory_mb",),
+    "disk": ("disk_gb", "storage_location", "disk_slot"),
+    "network": ("network_bridge", "net_model"),
+    "scsi_hardware": ("scsi_hw",),
+    "image": ("image_type",),
+    "cloud_init": ("cloud_init", "cloud_init_user", "ssh_authorized_keys", "ip_config"),
+    "on_boot": ("on_boot",),
+    "tags": ("tags",),
+    "protected": ("protected",),
+    "run_strategy": ("run_strategy",),
+    "deletion_policy": ("deletion_policy",),
+    "reboot_for_pending_changes": ("reboot_for_pending_changes",),
+}
+
+
+def test_the_flake_format_can_say_everything_a_proxmoxvm_can() -> None:
+    assert set(ProxmoxVMSpec.model_fields) == set(SPEC_FIELDS_FROM_FLAKE)
+    flake_keys = {key for keys in SPEC_FIELDS_FROM_FLAKE.values() for key in keys}
+    assert flake_keys == set(FlakeVM.model_fields)
