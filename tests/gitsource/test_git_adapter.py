@@ -216,3 +216,22 @@ def test_credential_files_are_private_and_removed() -> None:
         assert "s3cret-token" not in env["GIT_SSH_COMMAND"]
         assert "s3cret-token" not in (folder / "askpass").read_text()
     assert not folder.exists()
+
+
+async def test_a_cache_of_another_url_is_started_afresh(
+    tmp_path: Path, work: WorkingCopy, git_server: GitServer, source: GitSource
+) -> None:
+    old = work.commit("in the old repository")
+    work.push()
+    await source.fetch(KEY, git_server.file_url("fleet"), GitRef(branch="main"))
+    git_server.create_repo("elsewhere")
+    other = WorkingCopy(tmp_path / "other", git_server.file_url("elsewhere"))
+    new = other.commit("in the new repository")
+    other.push()
+    fetched = await source.fetch(KEY, git_server.file_url("elsewhere"), GitRef(branch="main"))
+    assert fetched.revision == new
+    with pytest.raises(GitError) as caught:
+        await source.fetch(KEY, git_server.file_url("elsewhere"), GitRef(commit=old))
+    assert caught.value.kind is GitErrorKind.NOT_FOUND, (
+        "a commit of the old repository is not taken from the cache"
+    )

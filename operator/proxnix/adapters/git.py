@@ -126,7 +126,13 @@ class GitSource:
     # --- blocking parts ---------------------------------------------------------------------------
 
     def _repo(self, key: RepoKey, url: str) -> git.Repo:
+        """The GitRepo's cache; a cache of another URL (the GitRepo now points elsewhere) is started afresh."""
         path = self.cache_path(key)
+        if (path / "HEAD").exists():
+            repo = git.Repo(path)
+            if repo.config_reader().get_value('remote "origin"', "url", "") != url:
+                repo.close()
+                shutil.rmtree(path)
         if (path / "HEAD").exists():
             repo = git.Repo(path)
         else:
