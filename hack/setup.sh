@@ -10,6 +10,7 @@ APT_PACKAGES=(
   qemu-utils       # qemu-img: pvesim checks and sizes imported disk images
   git
   util-linux       # unshare: pvesim gives each SSH session its node's /etc/pve view
+  nix-bin          # nix (2.8 on Debian 12): the GitRepo controller evaluates flakes and builds images with it
 )
 
 missing=()
@@ -22,6 +23,12 @@ if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# nix, single-user as root: the store must exist and be writable. The tests and the sandbox do not rewrite the
+# machine's nix.conf; they pass their settings through NIX_CONFIG (operator/proxnix_testbed/nixconf.py).
+if [ "$(id -u)" -eq 0 ] && [ ! -d /nix/var/nix/db ]; then
+  mkdir -p /nix/store /nix/var/nix
 fi
 
 PYTHON="${PYTHON:-python3}"

@@ -22,6 +22,7 @@ class ConditionType(StrEnum):
     SOURCE_FETCHED = "SourceFetched"
     FETCH_FAILED = "FetchFailed"
     BUILD_FAILED = "BuildFailed"
+    APPLIED = "Applied"
     # ProxmoxVM
     PROVISIONED = "Provisioned"
     IN_SYNC = "InSync"
