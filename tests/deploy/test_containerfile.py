@@ -71,7 +71,8 @@ def test_packages_come_from_the_shared_list() -> None:
     steps = instructions()
     assert ("COPY", f"{RUNTIME_LIST} /usr/share/proxnix/runtime-packages.txt") in steps
     install = [rest for word, rest in steps if word == "RUN" and "runtime-packages.txt" in rest]
-    assert install and "apt-get install" in install[0]
+    assert install
+    assert "apt-get install" in install[0]
     extra = install[0].split("--no-install-recommends", 1)[1].split("&&", 1)[0].split()
     assert set(extra) <= {"python3", "python3-venv"}
     assert RUNTIME_LIST in (ROOT / "hack/setup.sh").read_text()

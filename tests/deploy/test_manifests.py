@@ -79,7 +79,9 @@ def test_base_installs_what_the_operator_needs(base: list[dict[str, Any]]) -> No
     assert ("CustomResourceDefinition", "kopfpeerings.kopf.dev") in kinds
     assert ("KopfPeering", "proxnix") in kinds
     assert ("Namespace", "proxnix-system") in kinds
-    assert {"ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"} <= {k for k, _ in kinds}
+    assert {"ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"} <= {
+        k for k, _ in kinds
+    }
     assert {"StatefulSet", "Service", "Ingress", "ConfigMap"} <= {k for k, _ in kinds}
     namespaced = [d for d in base if d["kind"] not in {"Namespace", "CustomResourceDefinition"}]
     namespaced = [d for d in namespaced if not d["kind"].startswith("Cluster")]
@@ -118,7 +120,8 @@ def test_pod_runs_operator_and_webhook_as_proxnix_commands(base: list[dict[str, 
         assert "command" not in container  # the image's entry point, `proxnix`
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert container["readinessProbe"]["httpGet"]["path"] in {"/healthz", "/readyz"}
-        assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+        assert container["resources"]["requests"]
+        assert container["resources"]["limits"]["memory"]
         sc = container["securityContext"]
         assert sc["readOnlyRootFilesystem"] is True
         assert sc["allowPrivilegeEscalation"] is False
@@ -133,7 +136,11 @@ def test_pod_options_are_options_of_the_commands(base: list[dict[str, Any]]) -> 
     for container in spec["containers"]:
         args = [a.replace("$(POD_NAMESPACE)", "proxnix-system") for a in container["args"]]
         out = subprocess.run(
-            [sys.executable, "-m", "proxnix.cli", *args, "--help"], capture_output=True, text=True, timeout=60, check=False
+            [sys.executable, "-m", "proxnix.cli", *args, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert out.returncode == 0, out.stderr
         for arg in args[1:]:
