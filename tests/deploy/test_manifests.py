@@ -22,8 +22,9 @@ from proxnix.cli import SUBCOMMANDS
 K8S_VERSION = "1.36.0"
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 INFOS = {info.kind: info for info in crdgen.KINDS}
-# Kinds that are neither built in nor ours: kopf's peering objects (its CRDs come with the base).
-FOREIGN_KINDS = {"KopfPeering", "ClusterKopfPeering"}
+# Kinds that are neither built in nor ours: kopf's peering objects (its CRDs come with the base) and the
+# Prometheus Operator's ServiceMonitor (components/monitoring).
+FOREIGN_KINDS = {"KopfPeering", "ClusterKopfPeering", "ServiceMonitor"}
 
 
 def kustomize(folder: Path) -> list[dict[str, Any]]:
@@ -88,7 +89,7 @@ def test_base_installs_what_the_operator_needs(base: list[dict[str, Any]]) -> No
     assert {d["metadata"].get("namespace") for d in namespaced} == {"proxnix-system"}
 
 
-@pytest.mark.parametrize("overlay", ["base", "examples", "kvm", "remote-builders"])
+@pytest.mark.parametrize("overlay", ["base", "examples", "kvm", "remote-builders", "monitoring"])
 def test_every_rendered_object_validates(overlay: str, tmp_path: Path) -> None:
     if overlay in {"base", "examples"}:
         docs = kustomize(MANIFESTS / overlay)

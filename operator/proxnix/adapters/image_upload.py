@@ -122,6 +122,7 @@ async def upload_image(
                     f"uploaded image {final_name} did not verify: node computed {checked.actual_sha256}",
                     node=pool.target.node,
                 )
+            pool.stats.record_upload(size, seconds)
             rate = size / seconds if seconds > 0 else None
             log.info("node %s: uploaded %s (%d bytes in %.2f s)", pool.target.node, final, size, seconds)
             return UploadResult(

@@ -265,6 +265,38 @@ class KubeApi:
             GITREPO_INFO.plural, namespace, name, {"metadata": {"annotations": dict(annotations)}}
         )
 
+    # --- kopf's peering ---------------------------------------------------------------------------------------------
+
+    def _served(self, group: str, version: str) -> set[str]:
+        try:
+            found = self._call(f"discover {group}/{version}", self._custom.get_api_resources, group, version)
+        except NotFound:
+            return set()
+        return {resource.name for resource in (found.resources or [])}
+
+    async def served_resources(self, group: str, version: str) -> set[str]:
+        """The plural names the API serves in `group/version` (discovery; empty when the group is not served)."""
+        return await _in_thread(f"discover {group}/{version}", self._served, group, version)
+
+    def _exists(self, group: str, version: str, plural: str, namespace: str | None, name: str) -> bool:
+        what = f"get {plural}.{group} {namespace + '/' if namespace else ''}{name}"
+        try:
+            if namespace is None:
+                self._call(what, self._custom.get_cluster_custom_object, group, version, plural, name)
+            else:
+                self._call(
+                    what, self._custom.get_namespaced_custom_object, group, version, namespace, plural, name
+                )
+        except NotFound:
+            return False
+        return True
+
+    async def exists(self, group: str, version: str, plural: str, namespace: str | None, name: str) -> bool:
+        """Whether a custom object of another group exists (`namespace` None: cluster-scoped)."""
+        return await _in_thread(
+            f"get {plural}.{group}", self._exists, group, version, plural, namespace, name
+        )
+
     # --- Secrets ---------------------------------------------------------------------------------------------------
 
     def _read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:

@@ -15,6 +15,7 @@ class OperatorConfig:
 
     resync_interval: float = 30.0
     node_tick: float = 5.0
+    metrics_listen: str = ""  # HOST:PORT of /metrics; empty: not served
 
 
 @dataclass

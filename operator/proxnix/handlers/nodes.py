@@ -17,6 +17,7 @@ from proxnix.api.proxmoxnode import INFO, ProxmoxNodeSpec, ProxmoxNodeStatus
 from proxnix.api.scalars import parse_duration
 from proxnix.api.validation import InvalidSpec, validate_spec
 from proxnix.handlers.context import OperatorConfig, OperatorContext
+from proxnix.handlers.metrics import measured
 from proxnix.handlers.outcomes import apply_outcome
 from proxnix.reconcile.node_probe import NodeRef, invalid_spec, probe_node
 
@@ -57,11 +58,13 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     @kopf.on.resume(GROUP, VERSION, PLURAL, id="probe", registry=registry)
     @kopf.on.create(GROUP, VERSION, PLURAL, id="probe", registry=registry)
     @kopf.on.update(GROUP, VERSION, PLURAL, id="probe", registry=registry)
+    @measured("ProxmoxNode", "probe")
     async def node_changed(body: kopf.Body, memo: Any, retry: int, **_: Any) -> None:
         """Configure the pool from the spec and Secret, and probe the node."""
         await _probe(body, memo, retry)
 
     @kopf.timer(GROUP, VERSION, PLURAL, interval=config.node_tick, id="probe-timer", registry=registry)
+    @measured("ProxmoxNode", "probe-timer")
     async def node_probe(body: kopf.Body, spec: kopf.Spec, memo: Any, **_: Any) -> None:
         """Probe the node every spec.probeInterval (re-reading its Secret); the result feeds the VMs' resync.
         The status says what failed; the timer tries again at the next interval."""
@@ -71,6 +74,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         await _probe(body, memo, None)
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, id="close-pool", registry=registry)
+    @measured("ProxmoxNode", "close-pool")
     async def node_deleted(body: kopf.Body, memo: Any, **_: Any) -> None:
         """Close the node's SSH pool."""
         ctx: OperatorContext = memo.ctx

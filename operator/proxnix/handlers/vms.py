@@ -15,6 +15,7 @@ from proxnix.api.meta import ANNOTATION_REQUESTED_AT, GROUP, VERSION
 from proxnix.api.proxmoxvm import INFO, Phase, ProxmoxVMSpec, ProxmoxVMStatus
 from proxnix.api.validation import InvalidSpec, validate_spec
 from proxnix.handlers.context import OperatorConfig, OperatorContext
+from proxnix.handlers.metrics import measured
 from proxnix.handlers.outcomes import apply_outcome, progress
 from proxnix.reconcile.outcome import Event, Outcome
 from proxnix.reconcile.vm import VmRef, invalid_spec
@@ -53,6 +54,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     @kopf.on.resume(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
     @kopf.on.create(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
     @kopf.on.update(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
+    @measured("ProxmoxVM", "reconcile")
     async def vm_changed(body: kopf.Body, memo: Any, retry: int, **_: Any) -> None:
         """Make the VM on its node match the spec."""
         ctx: OperatorContext = memo.ctx
@@ -66,6 +68,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         await apply_outcome(ctx.kube, obj, body.status, outcome, attempt=retry)
 
     @kopf.timer(GROUP, VERSION, PLURAL, interval=config.resync_interval, id="resync", registry=registry)
+    @measured("ProxmoxVM", "resync")
     async def vm_resync(body: kopf.Body, memo: Any, **_: Any) -> None:
         """Re-observe from the node's cached inventory (one call per node per interval) and correct drift."""
         ctx: OperatorContext = memo.ctx
@@ -82,6 +85,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         await apply_outcome(ctx.kube, obj, body.status, outcome, attempt=None)
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, id="destroy", registry=registry)
+    @measured("ProxmoxVM", "destroy")
     async def vm_deleted(body: kopf.Body, memo: Any, retry: int, **_: Any) -> None:
         """Destroy the VM (deletionPolicy Delete, not protected, ours) or keep it; then let the object go."""
         ctx: OperatorContext = memo.ctx

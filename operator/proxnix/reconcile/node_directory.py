@@ -136,6 +136,10 @@ class NodeDirectory:
             None,
         )
 
+    def handles(self) -> list[NodeHandle]:
+        """Every configured node (a snapshot; for metrics)."""
+        return list(self._handles.values())
+
     async def configure(
         self,
         namespace: str,
