@@ -24,6 +24,7 @@ import pathlib
 import select
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import urllib.error
@@ -78,12 +79,18 @@ class KubeAPI:
     """A running test API server: where it is, and small sync helpers to talk to it."""
 
     def __init__(
-        self, url: str, kubeconfig: pathlib.Path, workdir: pathlib.Path, server: ThreadedServer | None
+        self,
+        url: str,
+        kubeconfig: pathlib.Path,
+        workdir: pathlib.Path,
+        server: ThreadedServer | None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.url = url
         self.kubeconfig = kubeconfig
         self.workdir = workdir
         self._server = server
+        self._ssl = ssl_context  # for the real control plane: its CA and the admin's client certificate
 
     @property
     def env(self) -> dict[str, str]:
@@ -109,7 +116,7 @@ class KubeAPI:
         for key, value in (headers or {}).items():
             req.add_header(key, value)
         try:
-            with urllib.request.urlopen(req, timeout=30) as rsp:  # noqa: S310 - a local test server
+            with urllib.request.urlopen(req, timeout=30, context=self._ssl) as rsp:  # noqa: S310 - a local test server
                 raw, status, rsp_headers = rsp.read(), rsp.status, rsp.headers
         except urllib.error.HTTPError as exc:
             raw, status, rsp_headers = exc.read(), exc.code, exc.headers
@@ -123,7 +130,7 @@ class KubeAPI:
         """Watch `path` (a collection URL, query allowed) with `timeoutSeconds`; return all events once it ends."""
         sep = "&" if "?" in path else "?"
         url = f"{self.url}{path}{sep}watch=true&timeoutSeconds={timeout_seconds}"
-        with urllib.request.urlopen(url, timeout=timeout_seconds + 30) as rsp:  # noqa: S310 - a local test server
+        with urllib.request.urlopen(url, timeout=timeout_seconds + 30, context=self._ssl) as rsp:  # noqa: S310
             return [json.loads(line) for line in rsp.read().splitlines() if line.strip()]
 
     def get(self, path: str) -> ApiResponse:
