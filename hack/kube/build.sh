@@ -24,6 +24,10 @@ if fresh; then
     exit 0
 fi
 
+if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
+    export PATH="/usr/local/go/bin:$PATH"
+fi
+command -v go >/dev/null || { echo "build.sh: Go is needed to build the control plane (go.dev/doc/install)" >&2; exit 1; }
 local_go=$(go env GOVERSION 2>/dev/null || true)
 if [[ ${local_go%.*} == "${toolchain%.*}" ]]; then
     export GOTOOLCHAIN=local
