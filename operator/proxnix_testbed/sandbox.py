@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import yaml
 
 from proxnix_testbed.controlplane import identities
-from proxnix_testbed.controlplane.binaries import REPO_ROOT, kubectl_binary
+from proxnix_testbed.controlplane.binaries import REPO_ROOT, kubectl_binary, run_kubectl
 from proxnix_testbed.controlplane.cluster import ControlPlane, free_port
 from proxnix_testbed.controlplane.kubeconfig import write_cert_kubeconfig
 from pvesim import control
@@ -36,7 +36,6 @@ from pvesim.control import ClusterInfo
 
 REPO_CRDS = REPO_ROOT / "crds"
 PEERING_MANIFEST = REPO_ROOT / "manifests" / "peering.yaml"
-KUBECTL = kubectl_binary()
 T = TypeVar("T")
 # What a sandbox clears from its namespace when it stops (finalizers first: no operator may be left to remove them).
 _SANDBOX_KINDS = "proxmoxvms.proxnix.io,proxmoxnodes.proxnix.io,gitrepos.proxnix.io,kopfpeerings.kopf.dev"
@@ -238,15 +237,7 @@ class Sandbox:
     # --- Kubernetes ------------------------------------------------------------------------------------------------
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> Result:
-        proc = subprocess.run(
-            [KUBECTL, *args],
-            env=self.env,
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        proc = run_kubectl(args, self.env, input=input)
         if check and proc.returncode != 0:
             raise SandboxError(f"kubectl {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}")
         return Result(proc.returncode, proc.stdout, proc.stderr)
@@ -444,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             print(f"sandbox: demo VMs Running after {time.monotonic() - started:.1f} s\n")
         print(sb.kubectl("get", "proxnix", "-n", config.namespace, "-o", "wide").out)
-        print(f"Try:\n  export KUBECONFIG={sb.kubeconfig} PATH={Path(KUBECTL).parent}:$PATH")
+        print(f"Try:\n  export KUBECONFIG={sb.kubeconfig} PATH={Path(kubectl_binary()).parent}:$PATH")
         print("  kubectl version\n  kubectl get proxmoxvms -o wide\n")
         print('  kubectl patch pvm web01 --type merge -p \'{"spec":{"memoryMiB":2048}}\'')
         print(f"  .venv/bin/pvesim ssh --dir {sb.sim_dir} pve1 qm list\n")

