@@ -38,7 +38,12 @@ REPO_CRDS = REPO_ROOT / "crds"
 PEERING_MANIFEST = REPO_ROOT / "manifests" / "peering.yaml"
 T = TypeVar("T")
 # What a sandbox clears from its namespace when it stops (finalizers first: no operator may be left to remove them).
-_SANDBOX_KINDS = "proxmoxvms.proxnix.io,proxmoxnodes.proxnix.io,gitrepos.proxnix.io,kopfpeerings.kopf.dev"
+_SANDBOX_RESOURCES = (
+    *(("/apis/proxnix.io/v1alpha1", plural) for plural in ("proxmoxvms", "proxmoxnodes", "gitrepos")),
+    ("/apis/kopf.dev/v1", "kopfpeerings"),
+    ("/api/v1", "secrets"),
+    ("/api/v1", "events"),
+)
 
 
 class SandboxError(RuntimeError):
@@ -167,23 +172,20 @@ class Sandbox:
     def _clear_namespace(self) -> None:
         """Remove what this sandbox (and its tests) made in its namespace of a shared control plane, so that the
         next sandbox finds it empty. The operator is stopped by now, so finalizers are removed first."""
-        ns = self.config.namespace
-        names = self.kubectl("get", _SANDBOX_KINDS, "-n", ns, "-o", "name", check=False).out.split()
-        for name in names:
-            self.kubectl(
-                "patch",
-                name,
-                "-n",
-                ns,
-                "--type",
-                "merge",
-                "-p",
-                '{"metadata":{"finalizers":null}}',
-                check=False,
-            )
-        self.kubectl(
-            "delete", f"{_SANDBOX_KINDS},secrets,events", "--all", "-n", ns, "--wait=true", check=False
-        )
+        assert self.plane is not None
+        plane, ns = self.plane, self.config.namespace
+        for api, plural in _SANDBOX_RESOURCES:
+            collection = f"{api}/namespaces/{ns}/{plural}"
+            listed = plane.request("GET", collection)
+            for item in (listed.body or {}).get("items", []) if listed.status == 200 else []:
+                if item["metadata"].get("finalizers"):
+                    plane.request(
+                        "PATCH",
+                        f"{collection}/{item['metadata']['name']}",
+                        {"metadata": {"finalizers": None}},
+                        content_type="application/merge-patch+json",
+                    )
+            plane.request("DELETE", collection)
 
     # --- the operator ----------------------------------------------------------------------------------------------
 
