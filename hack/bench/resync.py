@@ -1,6 +1,6 @@
 """Benchmark: the cost of a no-op resync of many ProxmoxVMs through the whole operator.
 
-Brings up the sandbox (pvesim nodes behind real sshd, the test API server, `proxnix operator`), creates the VMs
+Brings up the sandbox (pvesim nodes behind real sshd, a real control plane, `proxnix operator`), creates the VMs
 through the operator (with no simulated latency, to be quick), waits until all are Running, then sets the nodes'
 per-call latency (the cost of a real qm/pvesh start-up), lets one interval pass, clears the call logs and watches
 a few resync intervals in which nothing changes.

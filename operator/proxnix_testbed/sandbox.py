@@ -1,9 +1,11 @@
-"""The local sandbox: simulated Proxmox nodes (pvesim, real sshd) + the test Kubernetes API + `proxnix operator`,
-wired together exactly as in a real deployment (the operator reads its nodes' SSH keys from Secrets and reaches
-them over SSH with host-key checking).
+"""The local sandbox: simulated Proxmox nodes (pvesim, real sshd) + a real Kubernetes control plane
+(`proxnix_testbed.controlplane`) + `proxnix operator`, wired together exactly as in a real deployment: the CRDs and
+manifests/base/rbac.yaml installed, the operator authenticated as its ServiceAccount, reading its nodes' SSH keys
+from Secrets and reaching them over SSH with host-key checking. The user (kubectl, `Sandbox.kubectl`) is the admin.
 
 Used two ways: `python -m proxnix_testbed.sandbox` (the README's main command: bring everything up, deploy a demo
-VM, keep running until Ctrl-C) and, as the `Sandbox` class, by the end-to-end tests.
+VM, keep running until Ctrl-C) and, as the `Sandbox` class, by the end-to-end tests, which share one control plane
+between sandboxes (`SandboxConfig.control_plane`); a sandbox clears what it made in its namespace when it stops.
 """
 
 from __future__ import annotations
@@ -11,10 +13,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,24 +27,30 @@ from typing import Any, TypeVar
 
 import yaml
 
+from proxnix_testbed.controlplane import identities
+from proxnix_testbed.controlplane.binaries import REPO_ROOT, kubectl_binary, run_kubectl
+from proxnix_testbed.controlplane.cluster import ControlPlane, free_port
+from proxnix_testbed.controlplane.kubeconfig import write_cert_kubeconfig
 from pvesim import control
 from pvesim.control import ClusterInfo
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 REPO_CRDS = REPO_ROOT / "crds"
-KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
+PEERING_MANIFEST = REPO_ROOT / "manifests" / "peering.yaml"
 T = TypeVar("T")
+# What a sandbox clears from its namespace when it stops (finalizers first: no operator may be left to remove them).
+_SANDBOX_RESOURCES = (
+    *(("/apis/proxnix.io/v1alpha1", plural) for plural in ("proxmoxvms", "proxmoxnodes", "gitrepos")),
+    ("/apis/kopf.dev/v1", "kopfpeerings"),
+    ("/api/v1", "secrets"),
+    ("/api/v1", "events"),
+)
 
 
 class SandboxError(RuntimeError):
     """Something in the sandbox did not come up or did not behave in time."""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+__all__ = ["Sandbox", "SandboxConfig", "SandboxError", "free_port", "running_sandbox", "wait_for"]
 
 
 def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
@@ -70,6 +76,8 @@ class SandboxConfig:
     resync_interval: float = 30.0
     sim_settings: dict[str, Any] = field(default_factory=lambda: {"agent_delay": 1.0})
     standalone: bool = True
+    control_plane: ControlPlane | None = None
+    """A running control plane to share (tests); None: the sandbox starts its own and stops it at the end."""
 
 
 @dataclass
@@ -87,9 +95,11 @@ class Sandbox:
         self.dir = config.dir.resolve()
         self.sim_dir = self.dir / "pvesim"
         self.kubeconfig = self.dir / "kubeconfig"
+        self.operator_kubeconfig = self.dir / "operator.kubeconfig"
         self.api_url = ""
         self.cluster: ClusterInfo | None = None
-        self._api: subprocess.Popen[str] | None = None
+        self.plane: ControlPlane | None = config.control_plane
+        self._own_plane = config.control_plane is None
         self.operator: subprocess.Popen[bytes] | None = None
         self.health_port = 0
         self._operator_runs = 0
@@ -98,13 +108,24 @@ class Sandbox:
 
     @property
     def env(self) -> dict[str, str]:
+        """Environment of the user's tools (kubectl): the admin kubeconfig, defaulting to the sandbox's namespace."""
+        return self._env(self.kubeconfig)
+
+    @property
+    def operator_env(self) -> dict[str, str]:
+        """Environment of `proxnix operator`: the kubeconfig of ServiceAccount proxnix-operator."""
+        return self._env(self.operator_kubeconfig)
+
+    def _env(self, kubeconfig: Path) -> dict[str, str]:
         env = dict(os.environ)
-        env["KUBECONFIG"] = str(self.kubeconfig)
+        env.pop("KUBERNETES_SERVICE_HOST", None)
+        env["KUBECONFIG"] = str(kubeconfig)
         env["KUBECACHEDIR"] = str(self.dir / "kube-cache")
         return env
 
     def up(self, *, operator: bool = True) -> None:
-        """Start the API, the nodes, register them (Secret + ProxmoxNode each), and (optionally) the operator."""
+        """Start (or join) the control plane, the nodes, register them (Secret + ProxmoxNode each), and
+        (optionally) the operator."""
         self.dir.mkdir(parents=True, exist_ok=True)
         self._start_api()
         self.cluster = control.up(
@@ -118,36 +139,53 @@ class Sandbox:
             self.start_operator()
 
     def down(self) -> None:
-        """Stop the operator, the nodes and the API (idempotent)."""
+        """Stop the operator and the nodes; clear the namespace of a shared control plane, or stop our own
+        (idempotent)."""
         self.stop_operator()
         if self.cluster is not None:
             control.down(self.sim_dir)
             self.cluster = None
-        if self._api is not None:
-            _terminate(self._api)
-            self._api = None
+        if self.plane is None:
+            return
+        if self._own_plane:
+            self.plane.stop()
+            self.plane = None
+        elif self.plane.running():
+            self._clear_namespace()
 
     def _start_api(self) -> None:
-        log = (self.dir / "kubeapi.log").open("w")
-        self._api = subprocess.Popen(
-            [
-                sys.executable, "-m", "proxnix_testbed.kubeapi",
-                "--port", "0",
-                "--kubeconfig", str(self.kubeconfig),
-                "--crds", str(REPO_CRDS),
-                "--kopf-peering",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
+        if self.plane is None:
+            self.plane = ControlPlane.start(self.dir / "controlplane")
+        plane = self.plane
+        plane.install(REPO_CRDS, PEERING_MANIFEST)
+        identities.grant(plane, [self.config.namespace])
+        self.api_url = plane.url
+        pki = plane.pki
+        write_cert_kubeconfig(
+            self.kubeconfig, plane.url, pki.ca_cert, pki.admin.cert, pki.admin.key, "proxnix-admin",
+            self.config.namespace,
         )  # fmt: skip
-        log.close()
-        assert self._api.stdout is not None
-        ready, _, _ = select.select([self._api.stdout], [], [], 30)
-        line = self._api.stdout.readline() if ready else ""
-        if not line:
-            raise SandboxError("the test API server did not start: " + (self.dir / "kubeapi.log").read_text())
-        self.api_url = json.loads(line)["url"]
+        identities.service_account_kubeconfig(
+            plane, identities.OPERATOR, self.operator_kubeconfig, default_namespace=self.config.namespace
+        )
+
+    def _clear_namespace(self) -> None:
+        """Remove what this sandbox (and its tests) made in its namespace of a shared control plane, so that the
+        next sandbox finds it empty. The operator is stopped by now, so finalizers are removed first."""
+        assert self.plane is not None
+        plane, ns = self.plane, self.config.namespace
+        for api, plural in _SANDBOX_RESOURCES:
+            collection = f"{api}/namespaces/{ns}/{plural}"
+            listed = plane.request("GET", collection)
+            for item in (listed.body or {}).get("items", []) if listed.status == 200 else []:
+                if item["metadata"].get("finalizers"):
+                    plane.request(
+                        "PATCH",
+                        f"{collection}/{item['metadata']['name']}",
+                        {"metadata": {"finalizers": None}},
+                        content_type="application/merge-patch+json",
+                    )
+            plane.request("DELETE", collection)
 
     # --- the operator ----------------------------------------------------------------------------------------------
 
@@ -166,7 +204,9 @@ class Sandbox:
         ]  # fmt: skip
         if self.config.standalone:
             args.append("--standalone")
-        self.operator = subprocess.Popen([*args, *extra], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.operator = subprocess.Popen(
+            [*args, *extra], env=self.operator_env, stdout=log, stderr=subprocess.STDOUT
+        )
         log.close()
         wait_for(self._healthy, 30, "the operator's /healthz")
         return self.operator
@@ -199,15 +239,7 @@ class Sandbox:
     # --- Kubernetes ------------------------------------------------------------------------------------------------
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> Result:
-        proc = subprocess.run(
-            [KUBECTL, *args],
-            env=self.env,
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        proc = run_kubectl(args, self.env, input=input)
         if check and proc.returncode != 0:
             raise SandboxError(f"kubectl {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}")
         return Result(proc.returncode, proc.stdout, proc.stderr)
@@ -382,7 +414,12 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     with running_sandbox(config) as sb:
-        print(f"sandbox: {args.nodes} simulated Proxmox nodes, test API at {sb.api_url}, operator running")
+        server = sb.kubectl("version", "-o", "json").out
+        version = json.loads(server).get("serverVersion", {}).get("gitVersion", "?")
+        print(
+            f"sandbox: {args.nodes} simulated Proxmox nodes, kube-apiserver {version} at {sb.api_url}, "
+            "operator running"
+        )
         if not args.no_demo:
             image = sb.make_image("nixos-demo", "2G")
             sb.apply(_demo_manifest(sb, image))
@@ -400,7 +437,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
             print(f"sandbox: demo VMs Running after {time.monotonic() - started:.1f} s\n")
         print(sb.kubectl("get", "proxnix", "-n", config.namespace, "-o", "wide").out)
-        print(f"Try:\n  export KUBECONFIG={sb.kubeconfig}\n  kubectl get proxmoxvms -o wide\n")
+        print(f"Try:\n  export KUBECONFIG={sb.kubeconfig} PATH={Path(kubectl_binary()).parent}:$PATH")
+        print("  kubectl version\n  kubectl get proxmoxvms -o wide\n")
         print('  kubectl patch pvm web01 --type merge -p \'{"spec":{"memoryMiB":2048}}\'')
         print(f"  .venv/bin/pvesim ssh --dir {sb.sim_dir} pve1 qm list\n")
         if args.exit_when_ready:

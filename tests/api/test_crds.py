@@ -76,6 +76,12 @@ def test_schema_is_structural(info: KindInfo) -> None:
 
 
 @pytest.mark.parametrize("info", crdgen.KINDS, ids=KIND_IDS)
+def test_metadata_says_nothing_but_its_type(info: KindInfo) -> None:
+    # kube-apiserver: "must not specify anything other than name and generateName" (a description included)
+    assert _schema_of(crdgen.crd_for(info))["properties"]["metadata"] == {"type": "object"}
+
+
+@pytest.mark.parametrize("info", crdgen.KINDS, ids=KIND_IDS)
 def test_every_field_has_a_description(info: KindInfo) -> None:
     assert undocumented_properties(_schema_of(crdgen.crd_for(info))) == []
 

@@ -128,7 +128,7 @@ def test_pod_runs_operator_and_webhook_as_proxnix_commands(base: list[dict[str, 
         assert sc["allowPrivilegeEscalation"] is False
         assert sc["capabilities"]["drop"] == ["ALL"]
     assert spec["securityContext"]["runAsNonRoot"] is True
-    assert spec["serviceAccountName"] == "proxnix"
+    assert spec["serviceAccountName"] == "proxnix-operator"
 
 
 def test_pod_options_are_options_of_the_commands(base: list[dict[str, Any]]) -> None:

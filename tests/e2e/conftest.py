@@ -1,26 +1,34 @@
-"""End-to-end fixtures: the whole sandbox (pvesim nodes behind real sshd, the test API server, `proxnix operator`
-as a subprocess) and helpers that look at it as a user would: kubectl, and SSH to the nodes."""
+"""End-to-end fixtures: the whole sandbox (pvesim nodes behind real sshd, the session's real Kubernetes control
+plane, `proxnix operator` as a subprocess authenticated as its ServiceAccount) and helpers that look at it as a user
+would: kubectl, and SSH to the nodes. Each module's sandbox works in namespace `default` and clears it when done."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from proxnix_testbed.sandbox import Sandbox, SandboxConfig, running_sandbox
+from proxnix_testbed.controlplane import ControlPlane
+from proxnix_testbed.sandbox import REPO_CRDS, Sandbox, SandboxConfig, running_sandbox
 
 
 @pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    config = SandboxConfig(dir=tmp_path_factory.mktemp("sandbox"), nodes=2, resync_interval=3.0)
+def sandbox(tmp_path_factory: pytest.TempPathFactory, control_plane: ControlPlane) -> Iterator[Sandbox]:
+    config = SandboxConfig(
+        dir=tmp_path_factory.mktemp("sandbox"), nodes=2, resync_interval=3.0, control_plane=control_plane
+    )
     with running_sandbox(config) as sb:
         sb.wait_for(
             lambda: all(_ready(sb.get("proxmoxnode", n)) for n in ("pve1", "pve2")), 30, "nodes Ready"
         )
         yield sb
+        assert not pruned_writes(sb), (
+            "the API server pruned status fields the operator wrote (not in the CRD)"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +39,16 @@ def image(sandbox: Sandbox) -> Path:
 @pytest.fixture(scope="module")
 def other_image(sandbox: Sandbox) -> Path:
     return sandbox.make_image("next", "1G")
+
+
+def pruned_writes(sb: Sandbox) -> list[str]:
+    """kopf's warnings that a merge patch did not stick: the API server pruned fields unknown to the schema."""
+    return [
+        line
+        for log in sorted(sb.dir.glob("operator-*.log"))
+        for line in log.read_text(errors="replace").splitlines()
+        if "finished with inconsistencies" in line
+    ]
 
 
 def _ready(obj: dict[str, Any] | None) -> bool:
@@ -45,11 +63,13 @@ def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
     return {}
 
 
-def vm_manifest(name: str, vmid: int, image: Path, node: str = "pve1", **spec: Any) -> str:
+def vm_manifest(
+    name: str, vmid: int, image: Path, node: str = "pve1", *, namespace: str = "default", **spec: Any
+) -> str:
     body = {
         "apiVersion": "proxnix.io/v1alpha1",
         "kind": "ProxmoxVM",
-        "metadata": {"name": name, "namespace": "default"},
+        "metadata": {"name": name, "namespace": namespace},
         "spec": {"node": node, "vmid": vmid, "image": {"source": str(image)}, **spec},
     }
     return json.dumps(body)
@@ -83,3 +103,19 @@ def wait_phase(sb: Sandbox, name: str, phase: str, timeout: float = 60) -> dict[
         f"{name} {phase}",
     )
     return found
+
+
+@contextmanager
+def crd_rule_removed(sb: Sandbox, field: str) -> Iterator[None]:
+    """The ProxmoxVM CRD without the CEL rule on spec.`field` (as a CRD from before the rule, or a server without
+    CEL, would be) for the block; the generated CRDs are applied again afterwards."""
+    assert sb.plane is not None
+    path = (
+        f"/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/{field}/x-kubernetes-validations"
+    )
+    patch = json.dumps([{"op": "remove", "path": path}])
+    sb.kubectl("patch", "crd", "proxmoxvms.proxnix.io", "--type", "json", "-p", patch)
+    try:
+        yield
+    finally:
+        sb.plane.install(REPO_CRDS)

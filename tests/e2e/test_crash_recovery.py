@@ -10,14 +10,17 @@ from pathlib import Path
 
 import pytest
 
+from proxnix_testbed.controlplane import ControlPlane
 from proxnix_testbed.sandbox import Sandbox, SandboxConfig, running_sandbox
 from pvesim import control
 from tests.e2e.conftest import condition, node_config, node_vmids, vm_manifest, wait_phase
 
 
 @pytest.fixture(scope="module")
-def crash_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    config = SandboxConfig(dir=tmp_path_factory.mktemp("crash"), nodes=1, resync_interval=5.0)
+def crash_sandbox(tmp_path_factory: pytest.TempPathFactory, control_plane: ControlPlane) -> Iterator[Sandbox]:
+    config = SandboxConfig(
+        dir=tmp_path_factory.mktemp("crash"), nodes=1, resync_interval=5.0, control_plane=control_plane
+    )
     with running_sandbox(config) as sb:
         yield sb
 

@@ -7,14 +7,17 @@ from collections.abc import Iterator
 
 import pytest
 
+from proxnix_testbed.controlplane import ControlPlane
 from proxnix_testbed.sandbox import Sandbox, SandboxConfig, running_sandbox
 from tests.e2e.conftest import events, vm_manifest, wait_phase
 
 
 @pytest.fixture(scope="module")
-def slow_resync(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+def slow_resync(tmp_path_factory: pytest.TempPathFactory, control_plane: ControlPlane) -> Iterator[Sandbox]:
     # A resync so slow that only the annotation can explain a reaction within the test.
-    config = SandboxConfig(dir=tmp_path_factory.mktemp("trigger"), nodes=1, resync_interval=600.0)
+    config = SandboxConfig(
+        dir=tmp_path_factory.mktemp("trigger"), nodes=1, resync_interval=600.0, control_plane=control_plane
+    )
     with running_sandbox(config) as sb:
         yield sb
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from proxnix_testbed.controlplane import ControlPlane
 from proxnix_testbed.sandbox import Sandbox, SandboxConfig, free_port, running_sandbox
 from tests.e2e.conftest import vm_manifest, wait_phase
 
@@ -20,8 +21,10 @@ metadata: {name: proxnix, namespace: default}
 
 
 @pytest.fixture(scope="module")
-def peered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    config = SandboxConfig(dir=tmp_path_factory.mktemp("peering"), nodes=1, standalone=False)
+def peered(tmp_path_factory: pytest.TempPathFactory, control_plane: ControlPlane) -> Iterator[Sandbox]:
+    config = SandboxConfig(
+        dir=tmp_path_factory.mktemp("peering"), nodes=1, standalone=False, control_plane=control_plane
+    )
     with running_sandbox(config, operator=False) as sb:
         sb.apply(PEERING)
         yield sb

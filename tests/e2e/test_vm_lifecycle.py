@@ -6,7 +6,15 @@ from pathlib import Path
 
 from proxnix_testbed.sandbox import Sandbox
 from pvesim import control
-from tests.e2e.conftest import condition, events, node_config, node_vmids, vm_manifest, wait_phase
+from tests.e2e.conftest import (
+    condition,
+    crd_rule_removed,
+    events,
+    node_config,
+    node_vmids,
+    vm_manifest,
+    wait_phase,
+)
 
 
 def test_vm_created_updated_resized_and_destroyed(sandbox: Sandbox, image: Path) -> None:
@@ -98,8 +106,16 @@ def test_changing_the_vmid_of_a_provisioned_vm_is_refused(sandbox: Sandbox, imag
     sb = sandbox
     sb.apply(vm_manifest("renum", 105, image))
     wait_phase(sb, "renum", "Running", 60)
-    # A real API server refuses this (CEL self == oldSelf); the test server does not, so the operator must.
-    sb.kubectl("patch", "proxmoxvm", "renum", "--type", "merge", "-p", '{"spec":{"vmid":106}}')
+    # The API server refuses it (the CRD's CEL rule self == oldSelf) ...
+    renumber = ("patch", "proxmoxvm", "renum", "--type", "merge", "-p", '{"spec":{"vmid":106}}')
+    refused = sb.kubectl(*renumber, check=False)
+    assert refused.rc != 0
+    assert "vmid cannot be changed" in refused.err
+    # ... and where the rule is missing (a CRD from before it), the operator refuses it as a second line.
+    with crd_rule_removed(sb, "vmid"):
+        sb.wait_for(
+            lambda: sb.kubectl(*renumber, check=False).rc == 0, 30, "the patch accepted without the rule"
+        )
     vm = sb.wait_for(
         lambda: (
             (o := sb.get("proxmoxvm", "renum"))

@@ -22,8 +22,8 @@ import json
 import os
 import pathlib
 import select
-import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import urllib.error
@@ -34,11 +34,11 @@ from typing import Any, TypeVar
 import pytest
 
 from proxnix_testbed import sandbox
+from proxnix_testbed.controlplane.binaries import run_kubectl
 from proxnix_testbed.kubeapi import StrictKubernetesEmulator, ThreadedServer
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 REPO_CRDS = REPO_ROOT / "crds"
-KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 
 T = TypeVar("T")
 
@@ -78,12 +78,18 @@ class KubeAPI:
     """A running test API server: where it is, and small sync helpers to talk to it."""
 
     def __init__(
-        self, url: str, kubeconfig: pathlib.Path, workdir: pathlib.Path, server: ThreadedServer | None
+        self,
+        url: str,
+        kubeconfig: pathlib.Path,
+        workdir: pathlib.Path,
+        server: ThreadedServer | None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.url = url
         self.kubeconfig = kubeconfig
         self.workdir = workdir
         self._server = server
+        self._ssl = ssl_context  # for the real control plane: its CA and the admin's client certificate
 
     @property
     def env(self) -> dict[str, str]:
@@ -109,7 +115,7 @@ class KubeAPI:
         for key, value in (headers or {}).items():
             req.add_header(key, value)
         try:
-            with urllib.request.urlopen(req, timeout=30) as rsp:  # noqa: S310 - a local test server
+            with urllib.request.urlopen(req, timeout=30, context=self._ssl) as rsp:  # noqa: S310 - a local test server
                 raw, status, rsp_headers = rsp.read(), rsp.status, rsp.headers
         except urllib.error.HTTPError as exc:
             raw, status, rsp_headers = exc.read(), exc.code, exc.headers
@@ -123,7 +129,7 @@ class KubeAPI:
         """Watch `path` (a collection URL, query allowed) with `timeoutSeconds`; return all events once it ends."""
         sep = "&" if "?" in path else "?"
         url = f"{self.url}{path}{sep}watch=true&timeoutSeconds={timeout_seconds}"
-        with urllib.request.urlopen(url, timeout=timeout_seconds + 30) as rsp:  # noqa: S310 - a local test server
+        with urllib.request.urlopen(url, timeout=timeout_seconds + 30, context=self._ssl) as rsp:  # noqa: S310
             return [json.loads(line) for line in rsp.read().splitlines() if line.strip()]
 
     def get(self, path: str) -> ApiResponse:
@@ -166,15 +172,7 @@ class KubeAPI:
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 30
     ) -> subprocess.CompletedProcess[str]:
         """Run kubectl against this server; fails the test with its stderr if `check` and it exits non-zero."""
-        result = subprocess.run(
-            [KUBECTL, *args],
-            env=self.env,
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        result = run_kubectl(args, self.env, input=input, timeout=timeout)
         if check and result.returncode != 0:
             pytest.fail(
                 f"kubectl {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"

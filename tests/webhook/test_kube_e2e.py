@@ -1,8 +1,8 @@
-"""Against the project's test Kubernetes API server: the kube adapter, and `proxnix webhook` as a subprocess.
+"""Against the real Kubernetes control plane: the kube adapter, and `proxnix webhook` as a subprocess.
 
-The GitRepo CRD is the generated one from crds/; Secrets and GitRepos are created through the API; the sidecar runs
-as `python -m proxnix.cli webhook` with KUBECONFIG pointing at the server, receives signed pushes over HTTP, and the
-test reads the annotations back from the API.
+The GitRepo CRD is the generated one from crds/; Secrets and GitRepos are created through the API by the admin; the
+adapter and the sidecar (`python -m proxnix.cli webhook`) authenticate as ServiceAccount proxnix-webhook with the
+Roles of manifests/base/rbac.yaml, receive signed pushes over HTTP, and the test reads the annotations back.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,10 +29,10 @@ from proxnix.adapters.kube import KubeApi, KubeError, NotFound, load_configurati
 from proxnix.api.meta import ANNOTATION_REQUESTED_AT, ANNOTATION_REVISION
 from proxnix.sources.webhooks.providers import Provider
 from proxnix.sources.webhooks.signatures import signature_headers
-from tests.support.kubeapi import REPO_CRDS, REPO_ROOT, KubeAPI, kubeapi, wait_for
+from proxnix_testbed.controlplane import ControlPlane, identities
+from tests.support.controlplane import admin_api
+from tests.support.kubeapi import REPO_ROOT, KubeAPI, wait_for
 from tests.webhook.cases import CASES
-
-__all__ = ["kubeapi"]
 
 pytestmark = pytest.mark.e2e
 
@@ -42,10 +43,6 @@ SECRET = b"e2e-shared-secret"
 def _ok(response: Any) -> Any:
     assert response.status in (200, 201), response
     return response.body
-
-
-def _namespace(api: KubeAPI, name: str) -> None:
-    _ok(api.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
 
 
 def _secret(api: KubeAPI, ns: str, name: str, value: bytes) -> None:
@@ -79,12 +76,21 @@ def _annotations(api: KubeAPI, ns: str, name: str) -> dict[str, str]:
     return annotations
 
 
+NAMESPACES = ("default", "team-b")
+
+
 @pytest.fixture
-def cluster(kubeapi: KubeAPI) -> KubeAPI:
-    """The server with the generated GitRepo CRD installed and a second namespace."""
-    kubeapi.install_crds(REPO_CRDS / "proxnix.io_gitrepos.yaml")
-    _namespace(kubeapi, "team-b")
-    return kubeapi
+def cluster(control_plane: ControlPlane, tmp_path: Path) -> Iterator[KubeAPI]:
+    """The control plane (CRDs installed) with namespaces default and team-b, the webhook's Roles granted in both;
+    requests go as the admin, `.kubeconfig` is ServiceAccount proxnix-webhook's. Emptied of GitRepos and Secrets
+    afterwards."""
+    identities.grant(control_plane, NAMESPACES)
+    kubeconfig = identities.service_account_kubeconfig(
+        control_plane, identities.WEBHOOK, tmp_path / "webhook.kubeconfig"
+    )
+    yield admin_api(control_plane, kubeconfig, tmp_path)
+    for ns in NAMESPACES:
+        control_plane.kubectl("delete", "gitrepos.proxnix.io,secrets", "--all", "-n", ns, check=False)
 
 
 async def test_kube_adapter_against_the_api_server(cluster: KubeAPI) -> None:

@@ -32,7 +32,9 @@ def crd_for(info: KindInfo) -> dict[str, Any]:
                 "description": "API version of the object (proxnix.io/v1alpha1).",
             },
             "kind": {"type": "string", "description": f"Kind of the object ({info.kind})."},
-            "metadata": {"type": "object", "description": "Standard object metadata."},
+            # A real API server refuses anything but `type` here ("must not specify anything other than name and
+            # generateName"), a description included.
+            "metadata": {"type": "object"},
             "spec": spec_schema,
             "status": status_schema,
         },

@@ -8,7 +8,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from proxnix.api.conditions import Condition
 from proxnix.api.kinds import AGE_COLUMN, KindInfo, PrinterColumn, ready_columns
-from proxnix.api.meta import ApiModel, K8sName, LocalObjectReference, StatusModel
+from proxnix.api.meta import ApiModel, K8sName, LocalObjectReference, StatusModel, cel_rule
 from proxnix.api.scalars import CommitSha, Duration
 
 # ssh://[user@]host[:port]/path, scp-like user@host:path, https://host/path, file:///path — no whitespace or quotes.
@@ -29,7 +29,11 @@ class GitRef(ApiModel):
 
     model_config = ConfigDict(
         json_schema_extra={
-            "oneOf": [{"required": ["branch"]}, {"required": ["tag"]}, {"required": ["commit"]}]
+            "oneOf": [{"required": ["branch"]}, {"required": ["tag"]}, {"required": ["commit"]}],
+            **cel_rule(
+                "[has(self.branch), has(self.tag), has(self.commit)].filter(x, x).size() == 1",
+                "exactly one of branch, tag or commit must be set",
+            ),
         }
     )
 
@@ -89,6 +93,7 @@ class GitRepoSpec(ApiModel):
     ref: GitRef = Field(
         default_factory=lambda: GitRef(branch="main"),
         description="The branch, tag or commit to deploy. Defaults to branch main.",
+        json_schema_extra={"default": {"branch": "main"}},
     )
     secret_ref: LocalObjectReference | None = Field(
         default=None,

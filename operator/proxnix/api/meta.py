@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
@@ -20,6 +20,19 @@ ANNOTATION_REVISION = f"{GROUP}/revision"
 # A Kubernetes object name (DNS-1123 subdomain, lowercase).
 K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 K8sName = Annotated[str, StringConstraints(pattern=K8S_NAME_PATTERN, min_length=1, max_length=253)]
+
+
+OBJECT_DEFAULT: dict[str, Any] = {"default": {}}
+"""Schema extra for an object field whose fields all have defaults: the API server fills the object in (and so its
+fields' defaults) when it is left out, as the models do."""
+LIST_SET: dict[str, Any] = {"x-kubernetes-list-type": "set"}
+"""Schema extra for a list of unique scalars: the API server refuses duplicates (and merges it as a set)."""
+
+
+def cel_rule(rule: str, message: str) -> dict[str, Any]:
+    """Schema extra for a CEL validation rule the API server enforces (`x-kubernetes-validations`); the models
+    check the same by hand, as a second line."""
+    return {"x-kubernetes-validations": [{"rule": rule, "message": message}]}
 
 
 class ApiModel(BaseModel):

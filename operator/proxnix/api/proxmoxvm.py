@@ -6,11 +6,11 @@ import ipaddress
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from proxnix.api.conditions import Condition, ConditionType
 from proxnix.api.kinds import AGE_COLUMN, KindInfo, PrinterColumn, ready_columns
-from proxnix.api.meta import ApiModel, K8sName, StatusModel
+from proxnix.api.meta import LIST_SET, OBJECT_DEFAULT, ApiModel, K8sName, StatusModel, cel_rule
 from proxnix.api.scalars import BridgeName, DnsName, Sha256, StorageId, Tag, UserName, VmId
 from proxnix.api.summarize import Readiness
 
@@ -27,14 +27,7 @@ SshPublicKey = Annotated[str, StringConstraints(pattern=SSH_KEY_PATTERN, max_len
 
 def _immutable(field: str) -> dict[str, Any]:
     """A CEL rule (enforced by the API server) that keeps a field as it was created."""
-    return {
-        "x-kubernetes-validations": [
-            {
-                "rule": "self == oldSelf",
-                "message": f"{field} cannot be changed; create a new ProxmoxVM instead",
-            }
-        ]
-    }
+    return cel_rule("self == oldSelf", f"{field} cannot be changed; create a new ProxmoxVM instead")
 
 
 class ScsiHardware(StrEnum):
@@ -91,6 +84,13 @@ class Phase(StrEnum):
 class DiskSpec(ApiModel):
     """The boot disk, made from the image."""
 
+    model_config = ConfigDict(
+        json_schema_extra=cel_rule(
+            "!has(oldSelf.sizeGiB) || (has(self.sizeGiB) && self.sizeGiB >= oldSelf.sizeGiB)",
+            "disk.sizeGiB cannot shrink (a disk is only ever grown in place)",
+        )
+    )
+
     size_gib: int | None = Field(
         default=None,
         ge=1,
@@ -135,6 +135,12 @@ class ImageSpec(ApiModel):
 
 class IpConfig(ApiModel):
     """IPv4 configuration handed to cloud-init (ipconfig0)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rule(
+            "!has(self.gateway) || self.address != 'dhcp'", "gateway is only allowed with a static address"
+        )
+    )
 
     address: str = Field(
         default="dhcp",
@@ -184,7 +190,9 @@ class CloudInitSpec(ApiModel):
         description="OpenSSH public keys authorized for the user (sshkeys).",
     )
     ip_config: IpConfig = Field(
-        default_factory=IpConfig, description="IPv4 configuration of net0 (ipconfig0)."
+        default_factory=IpConfig,
+        description="IPv4 configuration of net0 (ipconfig0).",
+        json_schema_extra=OBJECT_DEFAULT,
     )
 
 
@@ -207,8 +215,16 @@ class ProxmoxVMSpec(ApiModel):
     cores: int = Field(default=1, ge=1, le=512, description="CPU cores per socket.")
     sockets: int = Field(default=1, ge=1, le=16, description="CPU sockets.")
     memory_mib: int = Field(default=512, ge=16, le=8_388_608, alias="memoryMiB", description="Memory in MiB.")
-    disk: DiskSpec = Field(default_factory=DiskSpec, description="The boot disk, made from the image.")
-    network: NetworkSpec = Field(default_factory=NetworkSpec, description="The first network interface.")
+    disk: DiskSpec = Field(
+        default_factory=DiskSpec,
+        description="The boot disk, made from the image.",
+        json_schema_extra=OBJECT_DEFAULT,
+    )
+    network: NetworkSpec = Field(
+        default_factory=NetworkSpec,
+        description="The first network interface.",
+        json_schema_extra=OBJECT_DEFAULT,
+    )
     scsi_hardware: ScsiHardware = Field(
         default=ScsiHardware.VIRTIO_SCSI_PCI,
         description="SCSI controller model (scsihw).",
@@ -223,6 +239,7 @@ class ProxmoxVMSpec(ApiModel):
         default_factory=list,
         max_length=32,
         description="Extra Proxmox tags (lowercase). The operator adds its own ownership tags.",
+        json_schema_extra=LIST_SET,
     )
     protected: bool = Field(
         default=False,

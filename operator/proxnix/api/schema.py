@@ -93,11 +93,12 @@ def untyped_nodes(schema: Schema, path: str = "") -> list[str]:
 
 
 def undocumented_properties(schema: Schema, path: str = "") -> list[str]:
-    """Paths of properties without a description (`kubectl explain` would show nothing for them)."""
+    """Paths of properties without a description (`kubectl explain` would show nothing for them). The root's
+    `metadata` is exempt: the API server refuses a CRD that says anything but its type."""
     found: list[str] = []
     for name, sub in schema.get("properties", {}).items():
         here = f"{path}.{name}"
-        if not sub.get("description"):
+        if not sub.get("description") and here != ".metadata":
             found.append(here)
         found.extend(undocumented_properties(sub, here))
     if isinstance(schema.get("items"), dict):
