@@ -84,8 +84,8 @@ if [ -n "$IMAGE" ]; then
   [ "${IMAGE##*:}" != "$IMAGE" ] && printf '  newTag: %s\n' "${IMAGE##*:}" >>"$build/kustomization.yaml"
   OVERLAY="$build"
 fi
-# CRDs first: a GitRepo or ProxmoxNode in the same apply needs its kind to exist.
-run k3s kubectl apply --server-side -k "$REPO_DIR/crds"
+# CRDs first (proxnix's and kopf's peering CRDs): objects of a kind cannot go in the same apply as its CRD.
+run k3s kubectl apply --server-side -k "$REPO_DIR/manifests/crds"
 run k3s kubectl wait --for=condition=Established crd --all --timeout=60s
 run k3s kubectl apply --server-side -k "$OVERLAY"
 

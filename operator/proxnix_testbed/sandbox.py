@@ -35,7 +35,7 @@ from pvesim import control
 from pvesim.control import ClusterInfo
 
 REPO_CRDS = REPO_ROOT / "crds"
-PEERING_MANIFEST = REPO_ROOT / "manifests" / "peering.yaml"
+PEERING_MANIFEST = REPO_ROOT / "manifests" / "crds" / "kopf-peering.yaml"
 T = TypeVar("T")
 # What a sandbox clears from its namespace when it stops (finalizers first: no operator may be left to remove them).
 _SANDBOX_RESOURCES = (
@@ -102,6 +102,7 @@ class Sandbox:
         self._own_plane = config.control_plane is None
         self.operator: subprocess.Popen[bytes] | None = None
         self.health_port = 0
+        self.metrics_port = 0
         self._operator_runs = 0
 
     # --- environment ----------------------------------------------------------------------------------------------
@@ -195,10 +196,12 @@ class Sandbox:
             raise SandboxError("the operator is already running")
         self._operator_runs += 1
         self.health_port = free_port()
+        self.metrics_port = free_port()
         log = (self.dir / f"operator-{self._operator_runs}.log").open("wb")
         args = [
             sys.executable, "-m", "proxnix.cli", "operator",
             "--health-listen", f"127.0.0.1:{self.health_port}",
+            "--metrics-listen", f"127.0.0.1:{self.metrics_port}",
             "--resync-interval", str(self.config.resync_interval),
             "--namespace", self.config.namespace,
         ]  # fmt: skip
@@ -440,7 +443,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Try:\n  export KUBECONFIG={sb.kubeconfig} PATH={Path(kubectl_binary()).parent}:$PATH")
         print("  kubectl version\n  kubectl get proxmoxvms -o wide\n")
         print('  kubectl patch pvm web01 --type merge -p \'{"spec":{"memoryMiB":2048}}\'')
-        print(f"  .venv/bin/pvesim ssh --dir {sb.sim_dir} pve1 qm list\n")
+        print(f"  .venv/bin/pvesim ssh --dir {sb.sim_dir} pve1 qm list")
+        print(f"  curl -s http://127.0.0.1:{sb.metrics_port}/metrics | grep ^proxnix_\n")
         if args.exit_when_ready:
             return 0
         print("sandbox: running; Ctrl-C stops everything.")

@@ -27,11 +27,24 @@ def _schema_of(crd: dict[str, Any]) -> dict[str, Any]:
 def test_crds_folder_matches_the_models(repo_root: Path) -> None:
     for name, content in crdgen.rendered_files().items():
         assert (repo_root / "crds" / name).read_text() == content, f"crds/{name} is stale: run `proxnix crds`"
+    bundle = (repo_root / crdgen.DEFAULT_BUNDLE).read_text()
+    assert bundle == crdgen.render_bundle(), f"{crdgen.DEFAULT_BUNDLE} is stale: run `proxnix crds`"
+    assert list(yaml.safe_load_all(bundle)) == [crdgen.crd_for(info) for info in crdgen.KINDS]
 
 
 def test_check_command_passes_on_the_repository(repo_root: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "proxnix.cli", "crds", "--check", "--out", str(repo_root / "crds")],
+        [
+            sys.executable,
+            "-m",
+            "proxnix.cli",
+            "crds",
+            "--check",
+            "--out",
+            str(repo_root / "crds"),
+            "--bundle",
+            str(repo_root / crdgen.DEFAULT_BUNDLE),
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -53,18 +66,20 @@ def test_check_command_fails_when_a_description_changes(
         monkeypatch.undo()
         crdgen.KINDS[1].spec_model.model_rebuild(force=True)
     assert crdgen.run(_args(tmp_path, check=True)) == 0
+    (tmp_path / "bundle.yaml").write_text("# edited by hand\n")
+    assert crdgen.run(_args(tmp_path, check=True)) == 1
 
 
 def test_check_command_fails_on_a_stray_file(tmp_path: Path) -> None:
     crdgen.run(_args(tmp_path, check=False))
-    (tmp_path / "old.yaml").write_text("kind: CustomResourceDefinition\n")
+    (tmp_path / "crds" / "old.yaml").write_text("kind: CustomResourceDefinition\n")
     assert crdgen.run(_args(tmp_path, check=True)) == 1
 
 
 def _args(out: Path, check: bool) -> Any:
     import argparse
 
-    return argparse.Namespace(out=out, check=check)
+    return argparse.Namespace(out=out / "crds", bundle=out / "bundle.yaml", check=check)
 
 
 @pytest.mark.parametrize("info", crdgen.KINDS, ids=KIND_IDS)

@@ -22,7 +22,7 @@ def test_dry_run_prints_every_step_and_changes_nothing() -> None:
     assert [s.split()[1] for s in steps] == ["1/5", "2/5", "3/5", "4/5", "5/5"]
     assert "INSTALL_K3S_VERSION=v1.36.2+k3s1" in out.stdout
     assert f"apply --server-side -k {ROOT}/manifests" in out.stdout
-    assert f"apply --server-side -k {ROOT}/crds" in out.stdout
+    assert f"apply --server-side -k {ROOT}/manifests/crds" in out.stdout
     assert "rollout status statefulset/proxnix" in out.stdout
 
 

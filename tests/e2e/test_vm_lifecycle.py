@@ -168,3 +168,40 @@ def test_progress_shows_while_a_slow_create_runs(sandbox: Sandbox, image: Path) 
     assert "create VM 108" in condition(vm, "Reconciling")["message"]
     wait_phase(sb, "slow", "Running", 60)
     sb.kubectl("delete", "proxmoxvm", "slow", "-n", "default")
+
+
+def test_metrics_count_what_the_operator_did(sandbox: Sandbox, image: Path) -> None:
+    """`curl /metrics` on the running sandbox: after a VM was created, its reconciles, the `qm create` on its node,
+    the image upload and the VM's phase are all counted."""
+    import re
+    import urllib.request
+
+    sb = sandbox
+    sb.apply(vm_manifest("metered", 131, image))
+    wait_phase(sb, "metered", "Running", 60)
+
+    def scrape() -> dict[str, float]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{sb.metrics_port}/metrics", timeout=5) as rsp:
+            text = rsp.read().decode()
+        return {
+            m.group(1): float(m.group(2))
+            for m in re.finditer(r"^(proxnix_[^ ]+) ([0-9.e+-]+)$", text, re.MULTILINE)
+        }
+
+    samples = sb.wait_for(
+        lambda: (s := scrape()) and s.get('proxnix_vms{phase="Running"}', 0) >= 1 and s, 30, "VMs by phase"
+    )
+    reconciles = [
+        v for k, v in samples.items() if k.startswith('proxnix_reconciles_total{handler="reconcile"')
+    ]
+    assert sum(reconciles) >= 1
+    creates = [
+        v
+        for k, v in samples.items()
+        if k.startswith("proxnix_node_commands_total") and 'command="qm create"' in k
+    ]
+    assert sum(creates) >= 1
+    uploads = [v for k, v in samples.items() if k.startswith("proxnix_image_upload_bytes_total")]
+    assert sum(uploads) > 0
+    assert any(k.startswith("proxnix_node_ssh_sessions_in_use") for k in samples)
+    assert any(k.startswith("proxnix_node_command_duration_seconds_bucket") for k in samples)

@@ -21,7 +21,10 @@ from proxnix.adapters.kube import KubeApi, KubeError
 KOPF_GROUP = "kopf.dev"
 KOPF_VERSION = "v1"
 DEFAULT_PEERING = "proxnix"
-HOW_TO_APPLY = "apply manifests/base/peering.yaml (part of `kubectl apply -k manifests/`)"
+HOW_TO_APPLY = (
+    "apply kopf's peering CRDs (manifests/crds, `kubectl apply -k manifests/crds`) and the KopfPeering object "
+    "(manifests/base/peering.yaml, part of `kubectl apply -k manifests/`)"
+)
 RECHECK_SECONDS = 10.0
 REPEAT_ERROR_SECONDS = 60.0
 

@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     with running_control_plane(args.dir, audit=args.audit) as plane:
-        plane.install(REPO_ROOT / "crds", REPO_ROOT / "manifests" / "peering.yaml")
+        plane.install(REPO_ROOT / "crds", REPO_ROOT / "manifests" / "crds" / "kopf-peering.yaml")
         grant(plane, args.namespace or ["default"])
         write_ready_line(plane, sys.stdout)
         stop.wait()
