@@ -12,12 +12,13 @@ import argparse
 import asyncio
 import logging
 import random
+from pathlib import Path
 from typing import Any
 
 import kopf
 
 from proxnix.adapters.kube import KubeApi
-from proxnix.adapters.local_images import LocalImages
+from proxnix.adapters.local_images import NIX_STORE, LocalImages
 from proxnix.api.meta import GROUP
 from proxnix.handlers import nodes, vms
 from proxnix.handlers.context import OperatorConfig, OperatorContext
@@ -47,6 +48,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--priority", type=int, default=None, help="peering priority (default: random)")
     parser.add_argument(
         "--resync-interval", type=float, default=30.0, help="seconds between VM resyncs (default 30)"
+    )
+    parser.add_argument(
+        "--image-root",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="serve local images (spec.image.source paths) only from under DIR, after following links "
+        f"(repeatable; default {NIX_STORE})",
+    )
+    parser.add_argument(
+        "--require-image-sha256",
+        action="store_true",
+        help="refuse image URLs without spec.image.sha256 (condition ImageSha256Required)",
+    )
+    parser.add_argument(
+        "--image-cache",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="private folder for downloaded images (default: <tmp>/proxnix-images-<uid>, mode 0700)",
     )
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
 
@@ -80,15 +102,27 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
             config=config,
             kube=KubeApi.from_kubeconfig(),
             nodes=directory,
-            reconciler=VmReconciler(directory, LocalImages()),
+            reconciler=VmReconciler(
+                directory,
+                LocalImages(
+                    config.image_roots,
+                    cache_dir=config.image_cache,
+                    require_url_sha256=config.require_image_sha256,
+                ),
+            ),
         )
         memo.node_probed = {}
-        log.info("proxnix operator started (resync every %.0f s)", config.resync_interval)
+        log.info(
+            "proxnix operator started (resync every %.0f s; image roots %s)",
+            config.resync_interval,
+            ", ".join(str(r) for r in config.image_roots),
+        )
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: Any, **_: Any) -> None:
         ctx: OperatorContext | None = getattr(memo, "ctx", None)
         if ctx is not None:
+            ctx.reconciler.images.close()
             await ctx.nodes.close()
             ctx.kube.close()
 
@@ -102,7 +136,12 @@ def run(args: argparse.Namespace) -> int:
     )
     for noisy in ("asyncssh", "kubernetes", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    config = OperatorConfig(resync_interval=args.resync_interval)
+    config = OperatorConfig(
+        resync_interval=args.resync_interval,
+        image_roots=tuple(args.image_root) or (NIX_STORE,),
+        image_cache=args.image_cache,
+        require_image_sha256=args.require_image_sha256,
+    )
     registry = build_registry(config)
     host, _, port = args.health_listen.rpartition(":")
     priority = args.priority if args.priority is not None else random.randint(1, 1_000_000)  # noqa: S311

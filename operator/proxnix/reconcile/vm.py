@@ -139,9 +139,12 @@ class VmReconciler:
                     vm, node, facts, outcome, max_age=max_age, drift=drift, progress=progress
                 )
             except LocalImageError as exc:
-                facts.problem = Problem("ImageUnavailable", str(exc), stalled=exc.permanent)
+                # harden (issue 10): the reason says which (ImageSourceForbidden, ImageDownloading, ...);
+                # a download in progress is looked at again soon, without holding this VM's lock meanwhile.
+                facts.problem = Problem(exc.reason, str(exc), stalled=exc.permanent)
                 if not exc.permanent:
-                    outcome.retry_after, outcome.retry_reason = 30, str(exc)
+                    delay = 5 if exc.reason == "ImageDownloading" else 30
+                    outcome.retry_after, outcome.retry_reason = delay, str(exc)
             except (NodeUnreachable, ConnectionLost) as exc:
                 facts.node_unreachable = True
                 facts.problem = Problem("NodeUnreachable", short(exc), stalled=False)
@@ -152,6 +155,14 @@ class VmReconciler:
             except PermanentError as exc:
                 facts.problem = Problem(type(exc).__name__, short(exc), stalled=True)
                 outcome.events.append(VmEvent("Warning", type(exc).__name__, short(exc)))
+            except (
+                Exception
+            ) as exc:  # harden (issue 10): a bug becomes a condition, not a silent traceback loop
+                log.exception("%s/%s: unexpected error in reconcile", vm.namespace, vm.name)
+                message = f"unexpected {type(exc).__name__}: {short(exc)} (see the operator log)"
+                facts.problem = Problem("InternalError", message, stalled=False)
+                outcome.retry_after, outcome.retry_reason = 60, message
+                outcome.events.append(VmEvent("Warning", "InternalError", message))
         outcome.stalled = facts.problem is not None and facts.problem.stalled
         outcome.status = build_status(vm.status, facts)
         return outcome
@@ -253,7 +264,7 @@ class VmReconciler:
             if exc.permanent or observed is None or not observed.ownership.owned_by(vm.uid):
                 raise
             size = int((observed.disk_gib or 0) * 1024**3)
-            return observed.ownership.image_sha256, size, Problem("ImageUnavailable", str(exc), stalled=False)
+            return observed.ownership.image_sha256, size, Problem(exc.reason, str(exc), stalled=False)
         return image.sha256, image.virtual_size_bytes, None
 
     async def _act(
@@ -295,7 +306,9 @@ class VmReconciler:
             if action.kind != ActionKind.SET and action.kind != ActionKind.RESIZE:
                 self._agent_seen.pop(uid, None)  # addresses change with the guest's life
         took = time.monotonic() - started
-        prefix = "drift: " if drift else ""
+        # harden (issue 10): the first creation of a VM is not drift, even when a resync does it.
+        first_create = action.kind == ActionKind.CREATE and not provisioned(vm.status)
+        prefix = "drift: " if drift and not first_create else ""
         outcome.events.append(
             VmEvent(
                 "Normal",
