@@ -112,6 +112,7 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
             ),
         )
         memo.node_probed = {}
+        memo.vm_resynced = {}
         log.info(
             "proxnix operator started (resync every %.0f s; image roots %s)",
             config.resync_interval,

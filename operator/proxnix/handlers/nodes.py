@@ -31,7 +31,8 @@ async def _probe(body: kopf.Body, patch: kopf.Patch, memo: Any) -> None:
     ctx: OperatorContext = memo.ctx
     outcome = await probe_node(ctx.nodes, ctx.kube, _ref(body))
     patch.status.update(outcome.status.to_wire())
-    memo.node_probed[f"{body.metadata.namespace}/{body.metadata.name}"] = time.monotonic()
+    alive = ctx.nodes.alive(body.metadata.namespace or "", body.metadata.name or "")
+    memo.node_probed[f"{body.metadata.namespace}/{body.metadata.name}"] = (time.monotonic(), alive)
     if outcome.problem and outcome.permanent:
         raise kopf.PermanentError(outcome.problem)
     if outcome.problem:
@@ -60,7 +61,9 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         """Probe the node every spec.probeInterval (re-reading its Secret); the result feeds the VMs' resync."""
         key = f"{body.metadata.namespace}/{body.metadata.name}"
         last = memo.node_probed.get(key)
-        if last is not None and time.monotonic() - last < _probe_interval(spec):
+        # harden (issue 10): probe at once when the liveness verdict changed since the last probe
+        alive = memo.ctx.nodes.alive(body.metadata.namespace or "", body.metadata.name or "")
+        if last is not None and time.monotonic() - last[0] < _probe_interval(spec) and last[1] == alive:
             return
         # The status says what failed; the timer tries again at the next interval.
         with contextlib.suppress(kopf.TemporaryError, kopf.PermanentError):

@@ -6,6 +6,7 @@ The handlers only translate: body → `VmRef`, `VmOutcome` → status patch, Eve
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -124,12 +125,22 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         if outcome.waiting_for_agent and retry < config.agent_wait_retries:
             raise kopf.TemporaryError("waiting for the guest agent to report addresses", delay=3)
 
-    @kopf.timer(GROUP, VERSION, PLURAL, interval=config.resync_interval, id="resync", registry=registry)
+    # harden (issue 10): the timer ticks every node_tick; a resync runs every resync_interval, or at once when the
+    # node's liveness verdict is not the one the last resync saw (a node gone or back shows within a tick).
+    tick = min(config.resync_interval, config.node_tick)
+
+    @kopf.timer(GROUP, VERSION, PLURAL, interval=tick, id="resync", registry=registry)
     async def vm_resync(body: kopf.Body, patch: kopf.Patch, memo: Any, **_: Any) -> None:
         """Re-observe from the node's cached inventory (one call per node per interval) and correct drift."""
         ctx: OperatorContext = memo.ctx
-        if body.metadata.get("deletionTimestamp") or ctx.reconciler.busy(body.metadata.uid or ""):
+        uid = body.metadata.uid or ""
+        if body.metadata.get("deletionTimestamp") or ctx.reconciler.busy(uid):
             return
+        alive = ctx.nodes.alive(body.metadata.namespace or "", str(body.spec.get("node", "")))
+        last = memo.vm_resynced.get(uid)
+        if last is not None and time.monotonic() - last[0] < config.resync_interval and last[1] == alive:
+            return
+        memo.vm_resynced[uid] = (time.monotonic(), alive)
         try:
             ref = _ref(body)
         except InvalidSpec:
@@ -163,6 +174,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         if not outcome.done:
             raise kopf.TemporaryError(outcome.message, delay=outcome.retry_after or 15)
         ctx.reconciler.forget(ref.uid)
+        memo.vm_resynced.pop(ref.uid, None)
 
 
 def _ready_message(outcome: VmOutcome) -> str:
