@@ -107,3 +107,27 @@ async def test_a_stuck_probe_counts_as_down() -> None:
     assert probe.state().alive is False
     with pytest.raises(NodeUnreachable, match="no liveness verdict"):
         await node.observe(max_age=60)
+
+
+async def test_work_on_a_node_that_goes_down_is_cancelled_and_reported() -> None:
+    pool, client = SwitchPool(), HangingClient()
+    node, probe = handle(pool, client)
+    probe.start()
+    cancelled = asyncio.Event()
+
+    async def hanging_action() -> None:
+        try:
+            await asyncio.sleep(3600)  # e.g. a `qm` call on a node that froze
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    try:
+        await asyncio.wait_for(probe.wait_until(True), 5)
+        work = asyncio.create_task(node.unless_down(hanging_action()))
+        pool.up = False
+        with pytest.raises(NodeUnreachable):
+            await asyncio.wait_for(work, 5)
+        await asyncio.wait_for(cancelled.wait(), 1)
+    finally:
+        await probe.stop()

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from proxnix.adapters.node_liveness import Liveness, LivenessSettings, NodeLiveness
 from proxnix.adapters.proxmox_client import ProxmoxClient
@@ -28,6 +29,7 @@ from proxnix.proxmox.errors import NodeUnreachable
 from proxnix.proxmox.inventory import NodeInventory
 
 DEFAULT_LIVENESS = LivenessSettings()
+T = TypeVar("T")
 
 
 def node_key(namespace: str, name: str) -> str:
@@ -74,9 +76,8 @@ class NodeHandle:
             return cached
         if self._inflight is None or self._inflight.done() or self._inflight_epoch != self._epoch:
             self._inflight = asyncio.create_task(self._fetch(self._epoch))
-            self._inflight.add_done_callback(_retrieve)
             self._inflight_epoch = self._epoch
-        return await self._unless_down(self._inflight)
+        return await self._race(self._inflight, cancel=False)
 
     def alive(self) -> Liveness | None:
         """The liveness verdict (None without a liveness probe)."""
@@ -87,17 +88,32 @@ class NodeHandle:
         if state is not None and state.alive is False:
             raise _unreachable(self.node_name, state)
 
-    async def _unless_down(self, task: asyncio.Task[Seen]) -> Seen:
-        """The task's result, unless the node goes down first (the task goes on, shared, in the background)."""
+    async def unless_down(self, work: Awaitable[T]) -> T:
+        """Run `work`; if the node goes down first, cancel it and raise NodeUnreachable at once (a call hanging on
+        a frozen node is not waited for; its cancellation finishes in the background)."""
+        task = asyncio.ensure_future(work)
+        return await self._race(task, cancel=True)
+
+    async def _race(self, task: asyncio.Future[T], *, cancel: bool) -> T:
+        """The task's result, unless the node goes down first (then the task is cancelled, or with `cancel` False
+        left running for its other waiters)."""
+        task.add_done_callback(_retrieve)
         if self.liveness is None:
-            return await asyncio.shield(task)
+            return await (task if cancel else asyncio.shield(task))
         down = asyncio.ensure_future(self.liveness.wait_until(False))
+        racing: set[asyncio.Future[Any]] = {task, down}
         try:
-            done, _ = await asyncio.wait({task, down}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            if cancel:
+                task.cancel()
+            raise
         finally:
             down.cancel()
         if task in done:
             return task.result()
+        if cancel:
+            task.cancel()
         raise _unreachable(self.node_name, down.result())
 
     async def inventory(self, max_age: float = 0.0) -> NodeInventory:
@@ -122,8 +138,8 @@ class NodeHandle:
         return self._uploads.setdefault(sha256, asyncio.Lock())
 
 
-def _retrieve(task: asyncio.Task[Seen]) -> None:
-    """Mark an abandoned fetch's exception as seen (its callers may have gone on after the node went down)."""
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark an abandoned call's exception as seen (its callers may have gone on after the node went down)."""
     if not task.cancelled():
         task.exception()
 

@@ -135,8 +135,9 @@ class VmReconciler:
         outcome = VmOutcome(status=vm.status)
         async with self.lock_for(vm.uid):
             try:
-                await self._converge(
-                    vm, node, facts, outcome, max_age=max_age, drift=drift, progress=progress
+                # harden (issue 10): everything done on the node is abandoned as soon as it stops answering
+                await node.unless_down(
+                    self._converge(vm, node, facts, outcome, max_age=max_age, drift=drift, progress=progress)
                 )
             except LocalImageError as exc:
                 # harden (issue 10): the reason says which (ImageSourceForbidden, ImageDownloading, ...);
