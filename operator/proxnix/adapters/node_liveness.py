@@ -99,7 +99,7 @@ class NodeLiveness:
             await self.pool.drop_connections()
             self._record(False, f"no answer over SSH within {s.timeout_s:g} s")
         except ProxmoxError as exc:
-            self._record(False, str(exc)[:300])
+            self._record(False, exc.message[:300])
         else:
             self._record(True, "")
 

@@ -146,7 +146,7 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
 
 def _unreachable(node: str, state: Liveness) -> NodeUnreachable:
     since = f" since {state.since}" if state.since else ""
-    return NodeUnreachable(f"node {node} has not answered{since}: {state.reason}", node=node)
+    return NodeUnreachable(f"the node has not answered{since}: {state.reason}", node=node)
 
 
 class NodeDirectory:
