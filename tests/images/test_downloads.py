@@ -163,3 +163,17 @@ async def test_a_shared_cache_folder_is_refused(served: ImageServer, tmp_path: P
     os.chmod(cache, 0o755)  # noqa: S103 (readable by others: what the test is about)
     with pytest.raises(LocalImageError, match="not accessible to others"):
         await Downloads(cache, FAST).fetch(served.url("ok", "good.qcow2"), None)
+
+
+async def test_after_a_bad_download_the_url_works_once_fixed(served: ImageServer, tmp_path: Path) -> None:
+    # Before: a qcow2 cut inside its header stayed cached for its URL until the operator restarted.
+    good = (served.folder / "good.qcow2").read_bytes()
+    (served.folder / "flaky.qcow2").write_bytes(good[:20])
+    downloads = Downloads(tmp_path / "cache", FAST)
+    url = served.url("ok", "flaky.qcow2")
+    with pytest.raises(LocalImageError):
+        await downloads.fetch(url, None)
+    assert cache_files(tmp_path / "cache") == []
+    (served.folder / "flaky.qcow2").write_bytes(good)
+    path = await downloads.fetch(url, None)
+    assert path.read_bytes() == good

@@ -22,6 +22,9 @@ from proxnix.proxmox.errors import ProxmoxError
 
 log = logging.getLogger(__name__)
 
+# The ping: a no-op the node's shell runs; the comment names it in the node's session logs.
+PING_COMMAND = "true # proxnix liveness probe"
+
 
 @dataclass(frozen=True)
 class LivenessSettings:
@@ -94,7 +97,7 @@ class NodeLiveness:
         """One ping with the deadline; records the verdict."""
         s = self.settings
         try:
-            await asyncio.wait_for(self.pool.run("true", timeout_s=max(1.0, s.timeout_s)), s.timeout_s)
+            await asyncio.wait_for(self.pool.run(PING_COMMAND, timeout_s=max(1.0, s.timeout_s)), s.timeout_s)
         except TimeoutError:
             await self.pool.drop_connections()
             self._record(False, f"no answer over SSH within {s.timeout_s:g} s")
