@@ -39,29 +39,20 @@ async def _seconds_until_down(probe: NodeLiveness, limit: float = 15) -> float:
     return time.monotonic() - started
 
 
-async def test_a_frozen_node_is_down_within_the_bound(
-    sim: Sim, node: SimNode, liveness: NodeLiveness
+@pytest.mark.parametrize("fault", ["freeze", "down"])
+async def test_a_hung_or_refusing_node_is_down_within_the_bound(
+    sim: Sim, node: SimNode, liveness: NodeLiveness, fault: str
 ) -> None:
-    control.set_node_frozen(sim.dir, node.name, True)
+    toggle = control.set_node_frozen if fault == "freeze" else control.set_node_down
+    toggle(sim.dir, node.name, True)
     try:
         took = await _seconds_until_down(liveness)
         assert took <= FAST.interval_s + FAST.failures_to_down * (FAST.timeout_s + FAST.retry_s) + 1
-        assert "no answer" in liveness.state().reason or "connect" in liveness.state().reason
+        expected = "no answer" if fault == "freeze" else "ConnectionRefused"
+        assert expected in liveness.state().reason
         assert liveness.state().since  # the last time it answered
     finally:
-        control.set_node_frozen(sim.dir, node.name, False)
-    assert (await asyncio.wait_for(liveness.wait_until(True), 15)).alive is True
-
-
-async def test_a_refusing_node_is_down_within_the_bound(
-    sim: Sim, node: SimNode, liveness: NodeLiveness
-) -> None:
-    control.set_node_down(sim.dir, node.name, True)
-    try:
-        took = await _seconds_until_down(liveness)
-        assert took <= FAST.interval_s + FAST.failures_to_down * (FAST.timeout_s + FAST.retry_s) + 1
-    finally:
-        control.set_node_down(sim.dir, node.name, False)
+        toggle(sim.dir, node.name, False)
     assert (await asyncio.wait_for(liveness.wait_until(True), 15)).alive is True
 
 

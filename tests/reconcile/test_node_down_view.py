@@ -4,7 +4,9 @@ soon as the liveness probe says so (its VMs then turn Unknown in seconds, not af
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import pytest
@@ -47,6 +49,18 @@ class HangingClient:
         return NodeInventory(node="pve1", vms={}, cluster={})
 
 
+@contextlib.asynccontextmanager
+async def running(pool: SwitchPool, client: HangingClient) -> AsyncIterator[tuple[NodeHandle, NodeLiveness]]:
+    """A handle whose liveness probe runs (and has answered once)."""
+    node, probe = handle(pool, client)
+    probe.start()
+    try:
+        await asyncio.wait_for(probe.wait_until(True), 5)
+        yield node, probe
+    finally:
+        await probe.stop()
+
+
 def handle(pool: SwitchPool, client: HangingClient) -> tuple[NodeHandle, NodeLiveness]:
     spec = ProxmoxNodeSpec.model_validate({"host": "127.0.0.1", "credentialsSecretRef": {"name": "s"}})
     probe = NodeLiveness(cast(Any, pool), "pve1", FAST)
@@ -63,10 +77,7 @@ def handle(pool: SwitchPool, client: HangingClient) -> tuple[NodeHandle, NodeLiv
 
 async def test_a_hanging_inventory_is_abandoned_when_the_node_goes_down() -> None:
     pool, client = SwitchPool(), HangingClient()
-    node, probe = handle(pool, client)
-    probe.start()
-    try:
-        await asyncio.wait_for(probe.wait_until(True), 5)
+    async with running(pool, client) as (node, _):
         await node.observe(max_age=0)
         pool.up = False
         started = time.monotonic()
@@ -74,16 +85,11 @@ async def test_a_hanging_inventory_is_abandoned_when_the_node_goes_down() -> Non
             await asyncio.wait_for(node.observe(max_age=0), 5)
         assert time.monotonic() - started < 2
         assert pool.dropped >= 1  # the hung liveness connection was dropped
-    finally:
-        await probe.stop()
 
 
 async def test_no_cached_view_is_served_while_the_node_is_down() -> None:
     pool, client = SwitchPool(), HangingClient()
-    node, probe = handle(pool, client)
-    probe.start()
-    try:
-        await asyncio.wait_for(probe.wait_until(True), 5)
+    async with running(pool, client) as (node, probe):
         await node.observe(max_age=0)
         assert (await node.observe(max_age=60)).inventory.node == "pve1"  # cached while up
         pool.up = False
@@ -94,8 +100,6 @@ async def test_no_cached_view_is_served_while_the_node_is_down() -> None:
         pool.up = True
         await asyncio.wait_for(probe.wait_until(True), 5)
         assert (await node.observe(max_age=60)).inventory.node == "pve1"
-    finally:
-        await probe.stop()
 
 
 async def test_a_stuck_probe_counts_as_down() -> None:
@@ -110,9 +114,6 @@ async def test_a_stuck_probe_counts_as_down() -> None:
 
 
 async def test_work_on_a_node_that_goes_down_is_cancelled_and_reported() -> None:
-    pool, client = SwitchPool(), HangingClient()
-    node, probe = handle(pool, client)
-    probe.start()
     cancelled = asyncio.Event()
 
     async def hanging_action() -> None:
@@ -122,12 +123,10 @@ async def test_work_on_a_node_that_goes_down_is_cancelled_and_reported() -> None
             cancelled.set()
             raise
 
-    try:
-        await asyncio.wait_for(probe.wait_until(True), 5)
+    pool = SwitchPool()
+    async with running(pool, HangingClient()) as (node, _):
         work = asyncio.create_task(node.unless_down(hanging_action()))
         pool.up = False
         with pytest.raises(NodeUnreachable):
             await asyncio.wait_for(work, 5)
         await asyncio.wait_for(cancelled.wait(), 1)
-    finally:
-        await probe.stop()
