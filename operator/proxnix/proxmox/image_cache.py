@@ -70,14 +70,15 @@ def join(cache_dir: str, name: str) -> str:
 
 
 def probe_script(cache_dir: str, final_name: str) -> str:
-    """Create the cache folder (mode 0700: cached images are not world-readable), sweep stale partials, and report
-    `present <size>` or `absent` for the image."""
+    """Create the cache folder and keep it (and a cached image) readable by root only (also for folders and files
+    made by older versions), sweep stale partials, and report `present <size>` or `absent` for the image."""
     d = shlex.quote(check_remote_path(cache_dir))
     f = shlex.quote(join(cache_dir, final_name))
     return (
-        f"mkdir -p -m 0700 -- {d} && "
+        f"mkdir -p -m 0700 -- {d} && chmod 0700 -- {d} && "
         f"find {d} -maxdepth 1 -type f -name '.*.partial-*' -mmin +{PARTIAL_TTL_MINUTES} -delete 2>/dev/null; "
-        f"if [ -f {f} ]; then printf 'present %s\\n' \"$(stat -c %s -- {f})\"; else echo absent; fi"
+        f"if [ -f {f} ]; then chmod 0600 -- {f}; printf 'present %s\\n' \"$(stat -c %s -- {f})\"; "
+        "else echo absent; fi"
     )
 
 
