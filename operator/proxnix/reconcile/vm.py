@@ -156,9 +156,8 @@ class VmReconciler:
             except PermanentError as exc:
                 facts.problem = Problem(type(exc).__name__, short(exc), stalled=True)
                 outcome.events.append(VmEvent("Warning", type(exc).__name__, short(exc)))
-            except (
-                Exception
-            ) as exc:  # harden (issue 10): a bug becomes a condition, not a silent traceback loop
+            # harden (issue 10): a bug becomes a condition (its traceback in the log), not a silent traceback loop
+            except Exception as exc:
                 log.exception("%s/%s: unexpected error in reconcile", vm.namespace, vm.name)
                 message = f"unexpected {type(exc).__name__}: {short(exc)} (see the operator log)"
                 facts.problem = Problem("InternalError", message, stalled=False)
