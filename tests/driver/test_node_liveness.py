@@ -11,6 +11,9 @@ import pytest
 
 from proxnix.adapters.node_liveness import LivenessSettings, NodeLiveness
 from proxnix.adapters.ssh_pool import PoolSettings, SshPool
+from proxnix.api.proxmoxnode import ProxmoxNodeSpec
+from proxnix.proxmox.errors import HostKeyMismatch
+from proxnix.reconcile.nodes import NodeDirectory
 from pvesim import control
 from tests.driver.conftest import Sim, SimNode
 
@@ -66,3 +69,33 @@ async def test_a_long_command_does_not_make_the_node_look_gone(node: SimNode, li
             assert time.monotonic() < deadline + 5
             await asyncio.sleep(0.2)
         assert (await long).exit_status == 0
+
+
+WRONG_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHZYYDxF/QDVvk/DUah/ff0AN+WXyc7gBN7AOjTRbGmh"
+
+
+async def test_a_rotated_secret_replaces_the_probe_and_a_host_key_mismatch_keeps_its_name(
+    node: SimNode,
+) -> None:
+    spec = ProxmoxNodeSpec.model_validate(
+        {"host": node.host, "port": node.port, "credentialsSecretRef": {"name": "s"}}
+    )
+    credentials = node.credentials()
+    key = credentials.private_key
+    good = {"ssh-privatekey": key, "known_hosts": credentials.known_hosts.encode()}
+    bad = {"ssh-privatekey": key, "known_hosts": f"[{node.host}]:{node.port} {WRONG_KEY}\n".encode()}
+    nodes = NodeDirectory(liveness=FAST)
+    try:
+        handle = await nodes.configure("ns", node.name, spec, good)
+        assert (await handle.inventory()).node == node.name
+        handle = await nodes.configure("ns", node.name, spec, bad)
+        assert handle.liveness is not None
+        await asyncio.wait_for(handle.liveness.wait_until(False), 10)
+        with pytest.raises(HostKeyMismatch, match="has not answered since"):
+            await handle.inventory(max_age=60)
+        started = time.monotonic()
+        handle = await asyncio.wait_for(nodes.configure("ns", node.name, spec, good), 5)
+        assert (await asyncio.wait_for(handle.inventory(), 10)).node == node.name
+        assert time.monotonic() - started < 10
+    finally:
+        await nodes.close()

@@ -11,14 +11,13 @@ down too. `wait_until(False)` returns when the node goes down.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
 
 from proxnix.adapters.ssh_pool import SshPool
 from proxnix.api.conditions import now_rfc3339
-from proxnix.proxmox.errors import ProxmoxError
+from proxnix.proxmox.errors import PermanentError, ProxmoxError
 
 log = logging.getLogger(__name__)
 
@@ -48,41 +47,53 @@ class Liveness:
     alive: bool | None
     since: str
     reason: str = ""
+    permanent: type[PermanentError] | None = (
+        None  # the error class when it cannot pass by itself (a host key)
+    )
 
 
 class NodeLiveness:
     """Pings one node; `start()` once, `stop()` when the node goes away."""
 
-    def __init__(self, pool: SshPool, node: str, settings: LivenessSettings | None = None) -> None:
+    def __init__(
+        self, pool: SshPool, node: str, settings: LivenessSettings | None = None, *, identity: object = None
+    ) -> None:
         self.pool = pool
+        self.identity = (
+            identity  # what the owner built it from (target, credentials), to tell when to replace it
+        )
         self.node = node
         self.settings = settings or LivenessSettings()
         self._alive: bool | None = None
         self._since = now_rfc3339()
         self._reason = "not probed yet"
+        self._permanent: type[PermanentError] | None = None
         self._last_ok_wall = ""
         self._last_result = time.monotonic()
         self._failures = 0
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
 
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._loop(), name=f"liveness {self.node}")
 
     async def stop(self) -> None:
+        """End the ping loop. The flag ends it even if a cancellation is lost (asyncio.wait_for in Python 3.11 can
+        drop one when the ping finishes at the same moment)."""
+        self._stopped = True
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task}, timeout=self.settings.timeout_s + 1)
 
     def state(self) -> Liveness:
         """The current verdict; a verdict older than `stale_after_s` is 'down' (the pings themselves hang)."""
         age = time.monotonic() - self._last_result
         if self._alive and age > self.settings.stale_after_s:
             return Liveness(False, self._last_ok_wall, f"no liveness verdict for {age:.0f} s")
-        return Liveness(self._alive, self._since, self._reason)
+        return Liveness(self._alive, self._since, self._reason, self._permanent)
 
     async def wait_until(self, alive: bool) -> Liveness:
         """Return once the verdict is `alive` (at once if it is): False, the node went down; True, it answers."""
@@ -102,12 +113,13 @@ class NodeLiveness:
             await self.pool.drop_connections()
             self._record(False, f"no answer over SSH within {s.timeout_s:g} s")
         except ProxmoxError as exc:
-            self._record(False, exc.message[:300])
+            self._record(False, exc.message[:300], type(exc) if isinstance(exc, PermanentError) else None)
         else:
             self._record(True, "")
 
-    def _record(self, ok: bool, reason: str) -> None:
+    def _record(self, ok: bool, reason: str, permanent: type[PermanentError] | None = None) -> None:
         self._last_result = time.monotonic()
+        self._permanent = permanent
         if ok:
             self._last_ok_wall = now_rfc3339()
             self._failures = 0
@@ -126,7 +138,7 @@ class NodeLiveness:
 
     async def _loop(self) -> None:
         s = self.settings
-        while True:
+        while not self._stopped:
             await self.ping()
             healthy = self._failures == 0
             await asyncio.sleep(s.interval_s if healthy else s.retry_s)

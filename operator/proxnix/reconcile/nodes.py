@@ -25,7 +25,7 @@ from proxnix.adapters.proxmox_client import ProxmoxClient
 from proxnix.adapters.ssh_pool import PoolSettings, SshCredentials, SshPool, SshPoolRegistry, SshTarget
 from proxnix.api.conditions import now_rfc3339
 from proxnix.api.proxmoxnode import HostKeyPolicy, ProxmoxNodeSpec
-from proxnix.proxmox.errors import NodeUnreachable
+from proxnix.proxmox.errors import NodeUnreachable, ProxmoxError
 from proxnix.proxmox.inventory import NodeInventory
 
 DEFAULT_LIVENESS = LivenessSettings()
@@ -144,9 +144,13 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
         task.exception()
 
 
-def _unreachable(node: str, state: Liveness) -> NodeUnreachable:
+def _unreachable(node: str, state: Liveness) -> ProxmoxError:
+    """The error to raise for a node found down: NodeUnreachable, or the permanent error (a host key mismatch,
+    a refused key) that keeps it down, so that its condition names the cause to fix."""
     since = f" since {state.since}" if state.since else ""
-    return NodeUnreachable(f"the node has not answered{since}: {state.reason}", node=node)
+    return (state.permanent or NodeUnreachable)(
+        f"the node has not answered{since}: {state.reason}", node=node
+    )
 
 
 class NodeDirectory:
@@ -237,13 +241,15 @@ class NodeDirectory:
             keepalive_interval=s.interval_s,
             keepalive_count_max=2,
         )
-        pool = await self._pools.get(key + "#liveness", target, credentials, settings)
         current = self._liveness.get(key)
-        if current is not None and current.pool is pool:
+        if current is not None and current.identity == (target, credentials) and not current.pool.closed:
             return current
         if current is not None:
-            await current.stop()
-        probe = NodeLiveness(pool, target.node, s)
+            await (
+                current.stop()
+            )  # before its pool is closed: the loop must not hold the pool's lock meanwhile
+        pool = await self._pools.get(key + "#liveness", target, credentials, settings)
+        probe = NodeLiveness(pool, target.node, s, identity=(target, credentials))
         probe.start()
         self._liveness[key] = probe
         return probe
