@@ -4,7 +4,8 @@ Brings up the sandbox (default resync interval 30 s) and a loopback image server
 local image and half from a fast image URL, and waits until they are Running; watches how old their lastSyncTime
 gets for `--baseline` seconds (the resync's own staleness). Then creates one VM whose image URL trickles, and while
 that download runs for `--duration` seconds:
-- samples every 5 s how old the other VMs' status.lastSyncTime is (the largest age seen is reported);
+- samples every 5 s how old the other VMs' status.lastSyncTime is (the largest age seen, and how many distinct
+  values each VM showed, are reported);
 - creates a VM from another (fast) URL and measures how long until it is Running;
 - stops a URL-made VM on its node and measures how long until the operator has it running again.
 Last line:
@@ -111,9 +112,12 @@ def main() -> int:
             stopped_at: float | None = None
             url_vm = next(n for i, n in enumerate(others) if i % 2)
             url_vmid, url_node = 400 + others.index(url_vm), f"pve{others.index(url_vm) % 2 + 1}"
+            seen: dict[str, set[str]] = {n: set() for n in others}
             while (elapsed := time.monotonic() - started) < args.duration:
                 items = _items(sb)
                 worst = max(worst, *(_age(items[n]) for n in others))
+                for n in others:
+                    seen[n].add(str(items[n].get("status", {}).get("lastSyncTime")))
                 if elapsed > 20 and "newurl" not in items:
                     sb.apply(_vm("newurl", 498, "pve2", server.url("ok", "other.qcow2")))
                     new_started = time.monotonic()
@@ -143,7 +147,8 @@ def main() -> int:
     )
     print(
         f"slow download: {args.duration:.0f} s of a trickling URL ({hits} request): other VMs' lastSyncTime at most "
-        f"{worst:.0f} s old (without it: {baseline:.0f} s; resync {args.resync_interval:.0f} s); a VM from another "
+        f"{worst:.0f} s old (without it: {baseline:.0f} s; resync {args.resync_interval:.0f} s) and each updated at "
+        f"least {min(len(v) for v in seen.values())} times; a VM from another "
         "URL Running in "
         f"{new_url_running if new_url_running is not None else float('nan'):.1f} s; a stopped URL VM running again "
         f"in {restarted if restarted is not None else float('nan'):.1f} s"
