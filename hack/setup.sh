@@ -4,13 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(
-  openssh-server   # the real sshd each simulated Proxmox node runs behind (pvesim)
-  openssh-client   # ssh / ssh-keygen for the tests and the sandbox
-  qemu-utils       # qemu-img: pvesim checks and sizes imported disk images
-  git
-  util-linux       # unshare: pvesim gives each SSH session its node's /etc/pve view
-)
+# One list per purpose, shared with the Containerfile (runtime.txt): a package name per line, `#` starts a comment.
+mapfile -t APT_PACKAGES < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' hack/packages/runtime.txt hack/packages/testbed.txt \
+  | tr -d '[:blank:]')
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -20,8 +16,14 @@ if ((${#missing[@]})); then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   echo "setup: installing ${missing[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# nix, single-user as root: the store must exist and be writable. The tests and the sandbox do not rewrite the
+# machine's nix.conf; they pass their settings through NIX_CONFIG (operator/proxnix_testbed/nixconf.py).
+if [ "$(id -u)" -eq 0 ] && [ ! -d /nix/var/nix/db ]; then
+  mkdir -p /nix/store /nix/var/nix
 fi
 
 PYTHON="${PYTHON:-python3}"

@@ -2,7 +2,7 @@
 # The test command: quality gates, then the whole test suite. Exits non-zero on any failure,
 # and treats "no tests ran" as a failure.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 export PATH="$PWD/.venv/bin:$PATH"
 
 failed=()

@@ -30,13 +30,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "operator"))
+sys.path.insert(0, str(ROOT))
 
-from proxnix.adapters.proxmox_client import ProxmoxClient  # noqa: E402
 from proxnix.adapters.ssh_pool import PoolSettings, SshCredentials, SshPool, SshTarget  # noqa: E402
 from proxnix.proxmox.definition import VmDefinition  # noqa: E402
 from proxnix.proxmox.ownership import Owner  # noqa: E402
 from proxnix.proxmox.vm_config import VmConfig  # noqa: E402
 from pvesim import calllog  # noqa: E402
+from tests.support.proxmox_client import ProxmoxClient  # noqa: E402
 
 PVESIM = str(Path(sys.executable).with_name("pvesim"))
 

@@ -151,3 +151,17 @@ def test_flake_path_stays_inside() -> None:
 def test_status_tolerates_unknown_fields() -> None:
     status = ProxmoxVMStatus.model_validate({"phase": "Running", "fieldFromTheFuture": 1})
     assert status.phase == "Running"
+
+
+def test_gitrepo_safety_fields_default_to_keeping_vms() -> None:
+    spec = GitRepoSpec.model_validate({"url": "git@h:o/r.git"})
+    assert spec.deletion_policy == "Orphan"
+    assert spec.prune_limit is None
+    assert spec.submodules is False
+    spec = GitRepoSpec.model_validate(
+        {"url": "git@h:o/r.git", "deletionPolicy": "Delete", "pruneLimit": 0, "submodules": True}
+    )
+    assert (spec.deletion_policy, spec.prune_limit, spec.submodules) == ("Delete", 0, True)
+    for bad in ({"deletionPolicy": "Retain"}, {"pruneLimit": -1}):
+        with pytest.raises(ValidationError):
+            GitRepoSpec.model_validate({"url": "git@h:o/r.git", **bad})

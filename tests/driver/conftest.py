@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from proxnix.adapters.proxmox_client import ProxmoxClient, RetryPolicy
 from proxnix.adapters.ssh_pool import PoolSettings, SshCredentials, SshPool, SshTarget
 from proxnix.proxmox.definition import VmDefinition
 from proxnix.proxmox.ownership import Owner
 from pvesim import calllog
+from tests.support.proxmox_client import ProxmoxClient, RetryPolicy
 
 PVESIM = str(Path(sys.executable).with_name("pvesim"))
 FAST_RETRY = RetryPolicy(attempts=4, initial_delay=0.05, max_delay=0.2)

@@ -8,9 +8,9 @@ from urllib.parse import unquote
 
 import pytest
 
-from proxnix.adapters.proxmox_client import ProxmoxClient, QmDialect, RetryPolicy
 from proxnix.adapters.ssh_pool import PoolSettings, SshPool
 from proxnix.proxmox.definition import CloudInitDefinition
+from proxnix.proxmox.dialect import QmDialect
 from proxnix.proxmox.errors import (
     CommandFailed,
     DiskShrinkRefused,
@@ -30,6 +30,7 @@ from tests.driver.conftest import (
     remote_process_exists,
 )
 from tests.driver.tcp_proxy import TcpProxy
+from tests.support.proxmox_client import ProxmoxClient, RetryPolicy
 
 pytestmark = pytest.mark.e2e
 

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from proxnix.adapters.image_upload import upload_and_import, upload_image
+from proxnix.adapters.image_upload import upload_image
 from proxnix.adapters.proxmox_client import ProxmoxClient, RetryPolicy
 from proxnix.adapters.ssh_pool import PoolSettings, SshPool
 from proxnix.proxmox.errors import ImageError, TransferFailed
 from tests.driver.conftest import FAST_RETRY, Sim, SimNode, definition, owner_for
 from tests.driver.tcp_proxy import TcpProxy
+from tests.support.images import upload_and_import
 
 pytestmark = pytest.mark.e2e
 

@@ -13,7 +13,7 @@ from proxnix.adapters.node_liveness import LivenessSettings, NodeLiveness
 from proxnix.adapters.ssh_pool import PoolSettings, SshPool
 from proxnix.api.proxmoxnode import ProxmoxNodeSpec
 from proxnix.proxmox.errors import HostKeyMismatch
-from proxnix.reconcile.nodes import NodeDirectory
+from proxnix.reconcile.node_directory import NodeDirectory
 from pvesim import control
 from tests.driver.conftest import Sim, SimNode
 

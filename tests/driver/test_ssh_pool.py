@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from proxnix.adapters.ssh_pool import PoolSettings, SshCredentials, SshPool
 from proxnix.api.proxmoxnode import HostKeyPolicy, ProxmoxNodeSpec
 from proxnix.proxmox.errors import (
     AuthenticationFailed,
@@ -22,6 +21,7 @@ from proxnix.proxmox.errors import (
 )
 from tests.driver.conftest import Sim, SimNode, remote_process_exists
 from tests.driver.tcp_proxy import TcpProxy
+from tests.support.ssh import PoolSettings, SshCredentials, SshPool
 
 pytestmark = pytest.mark.e2e
 

@@ -6,11 +6,12 @@ from pathlib import Path
 
 from proxnix.api.conditions import find_condition
 from proxnix.api.proxmoxvm import ProxmoxVMStatus, RunStrategy
+from proxnix.api.summarize import Problem
 from proxnix.proxmox.inventory import VmObservation
 from proxnix.proxmox.ownership import config_ownership
 from proxnix.proxmox.plan import VmPlan
 from proxnix.proxmox.vm_config import parse_vm_config_file
-from proxnix.reconcile.vm_status import Problem, VmFacts, build_status, problem_from_plan
+from proxnix.reconcile.vm.status import VmFacts, build_status, problem_from_plan
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "plan"
 NOW = "2026-11-26T00:00:00Z"
@@ -139,7 +140,7 @@ def test_protected_image_change_blocks_in_sync() -> None:
 
 def test_progress_phase_names_what_is_about_to_happen() -> None:
     from proxnix.proxmox.plan import Action, ActionKind
-    from proxnix.reconcile.vm_status import progress_phase, progress_status
+    from proxnix.reconcile.vm.status import progress_phase, progress_status
 
     def plan(*kinds: ActionKind, reimage: bool = False) -> VmPlan:
         return VmPlan(actions=tuple(Action(k, k.value) for k in kinds), reimage=reimage)
@@ -160,3 +161,23 @@ def test_progress_phase_names_what_is_about_to_happen() -> None:
     assert patch["phase"] == "Provisioning"
     reconciling = next(c for c in patch["conditions"] if c["type"] == "Reconciling")  # type: ignore[attr-defined]
     assert (reconciling["status"], reconciling["observedGeneration"]) == ("True", 4)
+
+
+def test_progress_leaves_ready_as_the_last_reconcile_said() -> None:
+    """A drift correction on a Ready VM does not flap Ready (nor rewrite its transition time) mid-run."""
+    from proxnix.api.conditions import set_condition
+    from proxnix.proxmox.plan import Action, ActionKind
+    from proxnix.reconcile.vm.status import progress_status
+
+    ready = set_condition([], "Ready", "True", "Running", "", 3, now="2020-01-01T00:00:00Z")
+
+    class Ref:
+        status = ProxmoxVMStatus(conditions=ready)
+        generation = 3
+
+    patch = progress_status(Ref(), VmPlan(actions=(Action(ActionKind.START, "start"),)), now=NOW)
+    conditions = {c["type"]: c for c in patch["conditions"]}  # type: ignore[attr-defined]
+    assert conditions["Ready"]["status"] == "True"
+    assert conditions["Ready"]["lastTransitionTime"] == "2020-01-01T00:00:00Z"
+    assert "Stalled" not in conditions
+    assert conditions["Reconciling"]["status"] == "True"

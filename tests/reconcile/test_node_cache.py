@@ -8,7 +8,7 @@ from typing import Any, cast
 
 from proxnix.api.proxmoxnode import ProxmoxNodeSpec
 from proxnix.proxmox.inventory import NodeInventory
-from proxnix.reconcile.nodes import NodeHandle
+from proxnix.reconcile.node_directory import NodeHandle
 
 
 class CountingClient:

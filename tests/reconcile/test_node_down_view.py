@@ -15,7 +15,7 @@ from proxnix.adapters.node_liveness import LivenessSettings, NodeLiveness
 from proxnix.api.proxmoxnode import ProxmoxNodeSpec
 from proxnix.proxmox.errors import NodeUnreachable
 from proxnix.proxmox.inventory import NodeInventory
-from proxnix.reconcile.nodes import NodeHandle
+from proxnix.reconcile.node_directory import NodeHandle
 
 FAST = LivenessSettings(interval_s=0.1, timeout_s=0.2, retry_s=0.05, failures_to_down=2)
 

@@ -7,23 +7,22 @@ Steps (the remote scripts are in `proxnix.proxmox.image_cache`):
 3. SFTP the file to `.<sha256>.partial-<nonce>` on the same pooled connection, timing the transfer;
 4. one remote call: `sha256sum` the partial file; rename it to the final name only if it matches (else delete it).
    A file is therefore never visible under its final name unless complete and verified.
-Then `upload_and_import` hands the cached path to `ProxmoxClient.import_image` (import-from or importdisk).
+The caller then imports the cached path (`ProxmoxClient.create_vm(import_from=...)` or `import_image`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from proxnix.adapters.proxmox_client import ImportMethod, ProxmoxClient, RetryPolicy
+from proxnix.adapters.hashing import file_sha256
+from proxnix.adapters.proxmox_client import RetryPolicy
 from proxnix.adapters.ssh_pool import SshPool
 from proxnix.proxmox.classify import classify_failure
-from proxnix.proxmox.disk_import import ImportedDisk
 from proxnix.proxmox.errors import ImageError, TransferFailed, TransientError
 from proxnix.proxmox.image_cache import (
     cached_name,
@@ -39,8 +38,6 @@ from proxnix.proxmox.shell import check_remote_path, check_sha256
 
 log = logging.getLogger(__name__)
 
-HASH_CHUNK = 4 * 1024 * 1024
-
 
 @dataclass(frozen=True)
 class UploadResult:
@@ -53,19 +50,6 @@ class UploadResult:
     skipped: bool
     seconds: float
     bytes_per_second: float | None
-
-
-def _hash_file(path: Path) -> tuple[str, int, bytes]:
-    digest = hashlib.sha256()
-    size = 0
-    header = b""
-    with path.open("rb") as f:
-        while chunk := f.read(HASH_CHUNK):
-            if not header:
-                header = chunk[:16]
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size, header
 
 
 def _size_and_header(path: Path) -> tuple[int, bytes]:
@@ -105,7 +89,8 @@ async def upload_image(
         if hashed and expected_sha256 is not None:
             sha256, size, header = expected_sha256, *(await asyncio.to_thread(_size_and_header, path))
         else:
-            sha256, size, header = await asyncio.to_thread(_hash_file, path)
+            digest = await asyncio.to_thread(file_sha256, path)
+            sha256, size, header = digest.sha256, digest.size, digest.header
     except OSError as exc:
         raise ImageError(f"cannot read image {path}: {exc.strerror or exc}") from None
     if expected_sha256 is not None and sha256 != expected_sha256:
@@ -137,6 +122,7 @@ async def upload_image(
                     f"uploaded image {final_name} did not verify: node computed {checked.actual_sha256}",
                     node=pool.target.node,
                 )
+            pool.stats.record_upload(size, seconds)
             rate = size / seconds if seconds > 0 else None
             log.info("node %s: uploaded %s (%d bytes in %.2f s)", pool.target.node, final, size, seconds)
             return UploadResult(
@@ -164,25 +150,3 @@ async def _transfer(pool: SshPool, path: Path, partial: str) -> float:
             log.warning("node %s: could not remove partial upload %s: %s", pool.target.node, partial, cleanup)
         raise
     return time.monotonic() - started
-
-
-async def upload_and_import(
-    client: ProxmoxClient,
-    local_path: str | Path,
-    cache_dir: str,
-    vmid: int,
-    owner_uid: str,
-    *,
-    slot: str,
-    storage: str,
-    method: ImportMethod = "import-from",
-    expected_sha256: str | None = None,
-) -> tuple[UploadResult, ImportedDisk]:
-    """Upload (or find cached) the image on the client's node, then import it as the owned VM's disk in `slot`."""
-    upload = await upload_image(
-        client.pool, local_path, cache_dir, expected_sha256=expected_sha256, retry=client.retry
-    )
-    disk = await client.import_image(
-        vmid, owner_uid, upload.remote_path, slot=slot, storage=storage, method=method
-    )
-    return upload, disk

@@ -1,9 +1,10 @@
 """The Kubernetes API, as proxnix uses it: the project's only importer of the `kubernetes` client library.
 
 Holds: loading a client configuration (an explicit kubeconfig, in-cluster service account, or `$KUBECONFIG` read at
-call time — the library reads `$KUBECONFIG` at import, which is too early for tests), and the few calls proxnix
-makes beside kopf: list GitRepos (one namespace or all), read a Secret (or one key of it), merge-patch an object's
-annotations (the webhook) or its status subresource (progress reports during long operations).
+call time — the library reads `$KUBECONFIG` at import, which is too early for tests), and every write proxnix makes
+(kopf only watches and calls the handlers): get/list/create/merge-patch/delete proxnix objects, merge-patch their
+status subresource (progress and final status alike), post Events, read a Secret (or one key of it). The webhook's
+GitRepo calls (`list_gitrepos`, `patch_gitrepo_annotations`) are those generic calls on the GitRepo kind.
 The client is synchronous; each call runs in a worker thread (`asyncio.to_thread`) so the event loop never blocks.
 Errors surface as `KubeError` (with the HTTP status when there is one); a missing object is `None` or `NotFound`.
 """
@@ -23,13 +24,17 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from proxnix.api.clock import now_rfc3339
 from proxnix.api.gitrepo import INFO as GITREPO_INFO
-from proxnix.api.meta import GROUP, VERSION
+from proxnix.api.kinds import ObjectRef
+from proxnix.api.meta import API_VERSION, GROUP, VERSION
 
 T = TypeVar("T")
 
 _MERGE_PATCH = "application/merge-patch+json"
 _IN_CLUSTER_ENV = "KUBERNETES_SERVICE_HOST"
+COMPONENT = "proxnix"
+MAX_EVENT_MESSAGE = 1024
 
 
 class KubeError(Exception):
@@ -97,25 +102,202 @@ class KubeApi:
         """Close the connection pool."""
         self._api_client.close()  # type: ignore[no-untyped-call]
 
-    def _list_gitrepos(self, namespace: str | None) -> list[dict[str, Any]]:
-        plural = GITREPO_INFO.plural
+    # --- proxnix objects ----------------------------------------------------------------------------------------------
+
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
-            if namespace is None:
-                result = self._custom.list_cluster_custom_object(
-                    GROUP, VERSION, plural, _request_timeout=self._timeout
-                )
-            else:
-                result = self._custom.list_namespaced_custom_object(
-                    GROUP, VERSION, namespace, plural, _request_timeout=self._timeout
-                )
+            return fn(*args, _request_timeout=self._timeout, **kwargs)
         except ApiException as exc:
-            raise _error(exc, f"list {plural} in {namespace or 'all namespaces'}") from None
+            raise _error(exc, what) from None
+
+    def _named(self, verb: str, fn: Callable[..., Any], plural: str, namespace: str, name: str) -> Any:
+        """One call on a named object of a proxnix kind; `NotFound` when it does not exist."""
+        return self._call(f"{verb} {plural} {namespace}/{name}", fn, GROUP, VERSION, namespace, plural, name)
+
+    def _get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            found = self._named("get", self._custom.get_namespaced_custom_object, plural, namespace, name)
+        except NotFound:
+            return None
+        return found if isinstance(found, dict) else None
+
+    async def get_object(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """Object `namespace/name` of a proxnix kind (as JSON); None if it does not exist."""
+        return await _in_thread(f"get {plural}", self._get, plural, namespace, name)
+
+    def _list(self, plural: str, namespace: str | None, label_selector: str) -> list[dict[str, Any]]:
+        what = f"list {plural} in {namespace or 'all namespaces'}"
+        selector = {"label_selector": label_selector} if label_selector else {}
+        if namespace is None:
+            result = self._call(
+                what,
+                self._custom.list_cluster_custom_object,
+                GROUP,
+                VERSION,
+                plural,
+                **selector,
+            )
+        else:
+            result = self._call(
+                what,
+                self._custom.list_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                **selector,
+            )
         items = result.get("items", []) if isinstance(result, dict) else []
         return [item for item in items if isinstance(item, dict)]
 
+    async def list_objects(
+        self, plural: str, namespace: str | None, *, label_selector: str = ""
+    ) -> list[dict[str, Any]]:
+        """Every object of a proxnix kind in `namespace` (all namespaces when None), optionally by label selector."""
+        return await _in_thread(f"list {plural}", self._list, plural, namespace, label_selector)
+
+    def _create(self, plural: str, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        created = self._call(
+            f"create {plural} in {namespace}",
+            self._custom.create_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            {"apiVersion": API_VERSION, **body},
+        )
+        return created if isinstance(created, dict) else {}
+
+    async def create_object(self, plural: str, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Create an object of a proxnix kind (`body` with kind, metadata, spec); `KubeError` 409 if it exists."""
+        return await _in_thread(f"create {plural}", self._create, plural, namespace, body)
+
+    def _patch(self, plural: str, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        patched = self._call(
+            f"patch {plural} {namespace}/{name}",
+            self._custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            name,
+            dict(patch),
+            _content_type=_MERGE_PATCH,
+        )
+        return patched if isinstance(patched, dict) else {}
+
+    async def patch_object(
+        self, plural: str, namespace: str, name: str, patch: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Merge-patch an object of a proxnix kind (RFC 7386: what the patch does not name is kept; null deletes);
+        `NotFound` if it is gone."""
+        return await _in_thread(f"patch {plural}", self._patch, plural, namespace, name, patch)
+
+    def _delete(self, plural: str, namespace: str, name: str) -> bool:
+        try:
+            self._named("delete", self._custom.delete_namespaced_custom_object, plural, namespace, name)
+        except NotFound:
+            return False
+        return True
+
+    async def delete_object(self, plural: str, namespace: str, name: str) -> bool:
+        """Delete an object of a proxnix kind (finalizers still apply); False if it was already gone."""
+        return await _in_thread(f"delete {plural}", self._delete, plural, namespace, name)
+
+    def _patch_status(self, ref: ObjectRef, status: Mapping[str, Any]) -> None:
+        self._call(
+            f"patch {ref} status",
+            self._custom.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            ref.namespace,
+            ref.kind.plural,
+            ref.name,
+            {"status": dict(status)},
+            _content_type=_MERGE_PATCH,
+        )
+
+    async def patch_status(self, ref: ObjectRef, status: Mapping[str, Any]) -> None:
+        """Merge-patch the status subresource of a proxnix object (progress reports and the final status)."""
+        await _in_thread("patch status", self._patch_status, ref, status)
+
+    def _post_event(self, ref: ObjectRef, type_: str, reason: str, message: str) -> None:
+        stamp = now_rfc3339()
+        if len(message) > MAX_EVENT_MESSAGE:
+            message = message[: MAX_EVENT_MESSAGE - 1] + "…"
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{ref.name}.", "namespace": ref.namespace},
+            "involvedObject": {
+                "apiVersion": API_VERSION,
+                "kind": ref.kind.kind,
+                "name": ref.name,
+                "namespace": ref.namespace,
+                "uid": ref.uid,
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message,
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        self._call(f"post event on {ref}", self._core.create_namespaced_event, ref.namespace, body)
+
+    async def post_event(self, ref: ObjectRef, type_: str, reason: str, message: str) -> None:
+        """Record a core/v1 Event (`Normal` or `Warning`) on a proxnix object."""
+        await _in_thread("post event", self._post_event, ref, type_, reason, message)
+
+    # --- the webhook's GitRepo calls -------------------------------------------------------------------------------
+
     async def list_gitrepos(self, namespace: str | None) -> list[dict[str, Any]]:
         """Every GitRepo object (as JSON dicts) in `namespace`, or in all namespaces when None."""
-        return await _in_thread("list gitrepos", self._list_gitrepos, namespace)
+        return await self.list_objects(GITREPO_INFO.plural, namespace)
+
+    async def patch_gitrepo_annotations(
+        self, namespace: str, name: str, annotations: Mapping[str, str]
+    ) -> None:
+        """Merge-patch GitRepo `namespace/name`'s annotations (other annotations are kept); `NotFound` if gone."""
+        await self.patch_object(
+            GITREPO_INFO.plural, namespace, name, {"metadata": {"annotations": dict(annotations)}}
+        )
+
+    # --- kopf's peering ---------------------------------------------------------------------------------------------
+
+    def _served(self, group: str, version: str) -> set[str]:
+        try:
+            found = self._call(f"discover {group}/{version}", self._custom.get_api_resources, group, version)
+        except NotFound:
+            return set()
+        return {resource.name for resource in (found.resources or [])}
+
+    async def served_resources(self, group: str, version: str) -> set[str]:
+        """The plural names the API serves in `group/version` (discovery; empty when the group is not served)."""
+        return await _in_thread(f"discover {group}/{version}", self._served, group, version)
+
+    def _exists(self, group: str, version: str, plural: str, namespace: str | None, name: str) -> bool:
+        what = f"get {plural}.{group} {namespace + '/' if namespace else ''}{name}"
+        try:
+            if namespace is None:
+                self._call(what, self._custom.get_cluster_custom_object, group, version, plural, name)
+            else:
+                self._call(
+                    what, self._custom.get_namespaced_custom_object, group, version, namespace, plural, name
+                )
+        except NotFound:
+            return False
+        return True
+
+    async def exists(self, group: str, version: str, plural: str, namespace: str | None, name: str) -> bool:
+        """Whether a custom object of another group exists (`namespace` None: cluster-scoped)."""
+        return await _in_thread(
+            f"get {plural}.{group}", self._exists, group, version, plural, namespace, name
+        )
+
+    # --- Secrets ---------------------------------------------------------------------------------------------------
 
     def _read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
         try:
@@ -144,44 +326,3 @@ class KubeApi:
         """The decoded value of `key` in Secret `namespace/name`; None if the Secret or the key does not exist."""
         data = await self.read_secret(namespace, name)
         return None if data is None else data.get(key)
-
-    def _patch_gitrepo_annotations(self, namespace: str, name: str, annotations: Mapping[str, str]) -> None:
-        body = {"metadata": {"annotations": dict(annotations)}}
-        try:
-            self._custom.patch_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                namespace,
-                GITREPO_INFO.plural,
-                name,
-                body,
-                _content_type=_MERGE_PATCH,
-                _request_timeout=self._timeout,
-            )
-        except ApiException as exc:
-            raise _error(exc, f"patch {GITREPO_INFO.plural} {namespace}/{name}") from None
-
-    async def patch_gitrepo_annotations(
-        self, namespace: str, name: str, annotations: Mapping[str, str]
-    ) -> None:
-        """Merge-patch GitRepo `namespace/name`'s annotations (other annotations are kept); `NotFound` if gone."""
-        await _in_thread("patch gitrepo", self._patch_gitrepo_annotations, namespace, name, annotations)
-
-    def _patch_status(self, plural: str, namespace: str, name: str, status: Mapping[str, Any]) -> None:
-        try:
-            self._custom.patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                namespace,
-                plural,
-                name,
-                {"status": dict(status)},
-                _content_type=_MERGE_PATCH,
-                _request_timeout=self._timeout,
-            )
-        except ApiException as exc:
-            raise _error(exc, f"patch {plural} {namespace}/{name} status") from None
-
-    async def patch_status(self, plural: str, namespace: str, name: str, status: Mapping[str, Any]) -> None:
-        """Merge-patch the status subresource of a proxnix object (progress reports during long operations)."""
-        await _in_thread("patch status", self._patch_status, plural, namespace, name, status)

@@ -14,7 +14,6 @@ not match, or a qcow2 with a backing or external data file, is a permanent error
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import struct
 import tempfile
@@ -22,13 +21,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from proxnix.adapters.hashing import file_sha256
 from proxnix.adapters.image_download import DownloadLimits, Downloads
 from proxnix.adapters.image_errors import LocalImageError, redact
 from proxnix.proxmox.image_cache import QCOW2_HEADER_BYTES, image_format, qcow2_problem
 
 __all__ = ["NIX_STORE", "LocalImage", "LocalImageError", "LocalImages"]
 
-CHUNK = 1 << 20
 QCOW2_SIZE_OFFSET = 24
 NIX_STORE = Path("/nix/store")
 # How long a reconcile waits for a URL download before it reports "still downloading" and carries on.
@@ -53,14 +52,6 @@ def _virtual_size(header: bytes, fmt: str, size: int, path: Path) -> int:
         raise LocalImageError(f"{path}: truncated qcow2 header", permanent=True)
     (virtual,) = struct.unpack(">Q", header[QCOW2_SIZE_OFFSET : QCOW2_SIZE_OFFSET + 8])
     return int(virtual)
-
-
-def _hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def served_path(source: str, roots: Sequence[Path]) -> Path:
@@ -131,7 +122,7 @@ class LocalImages:
         identity = (str(path), st.st_size, st.st_mtime_ns)
         sha = self._hashes.get(identity)
         if sha is None:
-            sha = _hash(path)
+            sha = file_sha256(path).sha256
             self._hashes[identity] = sha
         if expected is not None and sha != expected:
             raise LocalImageError(

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 
 from proxnix.adapters.ssh_pool import SshPool
-from proxnix.api.conditions import now_rfc3339
+from proxnix.api.clock import now_rfc3339
 from proxnix.proxmox.errors import PermanentError, ProxmoxError
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeVar
@@ -27,6 +26,7 @@ from proxnix.proxmox import commands
 from proxnix.proxmox.classify import classify_failure
 from proxnix.proxmox.commands import ConfigValue
 from proxnix.proxmox.definition import VmDefinition
+from proxnix.proxmox.dialect import QmDialect
 from proxnix.proxmox.disk_import import ImportedDisk, parse_import_from_output, parse_import_output
 from proxnix.proxmox.errors import (
     CommandFailed,
@@ -46,25 +46,15 @@ from proxnix.proxmox.ownership import (
     OWNER_TAG,
     Owner,
     config_ownership,
-    marker_description,
-    ownership_tags,
     read_ownership,
     require_owned,
 )
 from proxnix.proxmox.propstring import Drive
 from proxnix.proxmox.pvesh import (
-    ClusterGuest,
-    ClusterNode,
-    parse_cluster_resources,
-    parse_nextid,
-    parse_nodes,
     parse_version,
 )
-from proxnix.proxmox.qm_list import VmListEntry, parse_qm_list
-from proxnix.proxmox.qm_pending import PendingItem, parse_qm_pending
-from proxnix.proxmox.qm_status import VmStatus, parse_qm_status
 from proxnix.proxmox.shell import check_slot, check_vmid, shell_join
-from proxnix.proxmox.vm_config import VmConfig, parse_vm_config, parse_vm_config_file
+from proxnix.proxmox.vm_config import VmConfig, parse_vm_config_file
 
 log = logging.getLogger(__name__)
 
@@ -86,21 +76,6 @@ class RetryPolicy:
         """Delay after failed attempt number `attempt` (1-based)."""
         base = min(self.max_delay, self.initial_delay * self.multiplier ** (attempt - 1))
         return base * random.uniform(1 - self.jitter, 1 + self.jitter)  # noqa: S311
-
-
-@dataclass(frozen=True)
-class QmDialect:
-    """Version differences of the node's qm (pve-cli-facts, 7.x differences)."""
-
-    legacy_disk_commands: bool = False  # `qm importdisk` / `qm resize` (PVE < 7.3)
-    use_digest: bool = True  # `qm set --digest` (optimistic concurrency on the checked config)
-
-    @classmethod
-    def for_version(cls, version: str) -> QmDialect:
-        """The dialect of a node whose `pvesh get /version` reported `version` (e.g. "8.3.0", "7.2-4")."""
-        parts = re.findall(r"[0-9]+", version)[:2]
-        major, minor = (int(parts[0]), int(parts[1]) if len(parts) > 1 else 0) if parts else (8, 0)
-        return cls(legacy_disk_commands=(major, minor) < (7, 3))
 
 
 class ProxmoxClient:
@@ -213,42 +188,12 @@ class ProxmoxClient:
 
         return await self._retrying(f"read {path}", once, idempotent=True)
 
-    async def list_vms(self) -> list[VmListEntry]:
-        """`qm list` (the original tool's listing; `inventory` is the batched replacement)."""
-        return parse_qm_list((await self._read(commands.qm_list(), "qm list")).stdout)
-
-    async def vm_config(self, vmid: int, *, current: bool = False) -> VmConfig:
-        """`qm config` (pending values merged unless `current`)."""
-        argv = commands.qm_config(vmid, current=current)
-        return parse_vm_config(
-            (await self._read(argv, "qm config")).stdout, command=" ".join(argv), vmid=vmid
-        )
-
-    async def vm_status(self, vmid: int) -> VmStatus:
-        argv = commands.qm_status(vmid)
-        return parse_qm_status((await self._read(argv, "qm status")).stdout, command=" ".join(argv))
-
-    async def pending_changes(self, vmid: int) -> dict[str, PendingItem]:
-        argv = commands.qm_pending(vmid)
-        return parse_qm_pending((await self._read(argv, "qm pending")).stdout, command=" ".join(argv))
-
     async def guest_interfaces(self, vmid: int) -> list[GuestInterface]:
         """The guest agent's network interfaces. Not retried here: AgentNotRunning (booting) is for the caller to
         poll on its own schedule; AgentNotConfigured / WrongPowerState are permanent."""
         argv = commands.guest_network_interfaces(vmid)
         result = await self._read(argv, "guest network-get-interfaces", attempts=1)
         return parse_network_interfaces(result.stdout, command=" ".join(argv))
-
-    async def cluster_resources(self) -> list[ClusterGuest]:
-        return parse_cluster_resources(
-            (await self._read(commands.cluster_resources(), "cluster resources")).stdout
-        )
-
-    async def cluster_nodes(self) -> list[ClusterNode]:
-        return parse_nodes((await self._read(commands.cluster_nodes(), "nodes")).stdout)
-
-    async def next_vmid(self) -> int:
-        return parse_nextid((await self._read(commands.next_vmid(), "nextid")).stdout)
 
     async def pve_version(self) -> str:
         return parse_version((await self._read(commands.pve_version(), "version")).stdout)
@@ -357,29 +302,6 @@ class ProxmoxClient:
             owner_uid,
             lambda cfg: commands.set_options(vmid, options, delete=delete, digest=self._digest(cfg)),
         )
-
-    async def set_tags(
-        self, vmid: int, owner_uid: str, tags: Sequence[str], *, image_sha256: str | None = None
-    ) -> None:
-        """Replace the user tags; the ownership tags (`proxnix`, `nix-<hash12>`) are always kept."""
-        await self.update_vm(vmid, owner_uid, {"tags": ";".join(ownership_tags(image_sha256, tags))})
-
-    async def set_protection(self, vmid: int, owner_uid: str, protected: bool) -> None:
-        await self.update_vm(vmid, owner_uid, {"protection": protected})
-
-    async def update_marker(
-        self, vmid: int, owner: Owner, image_sha256: str | None, *, extra_tags: Sequence[str] = ()
-    ) -> None:
-        """Rewrite the marker (after a reimage): description block and `nix-<hash12>` tag; a user's notes are kept."""
-
-        def build(cfg: VmConfig) -> list[str]:
-            description = marker_description(owner, image_sha256, keep=cfg.description)
-            tags = ";".join(ownership_tags(image_sha256, extra_tags))
-            return commands.set_options(
-                vmid, {"description": description, "tags": tags}, digest=self._digest(cfg)
-            )
-
-        await self._mutate(f"update marker of VM {vmid}", vmid, owner.uid, build)
 
     # --- disks -------------------------------------------------------------------------------------------------------
 

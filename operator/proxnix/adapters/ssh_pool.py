@@ -28,13 +28,12 @@ import random
 import shlex
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import asyncssh
 
-from proxnix.api.proxmoxnode import HostKeyPolicy, ProxmoxNodeSpec
 from proxnix.proxmox.errors import (
     AuthenticationFailed,
     CommandTimeout,
@@ -44,7 +43,7 @@ from proxnix.proxmox.errors import (
     PoolClosed,
     TransferFailed,
 )
-from proxnix.proxmox.shell import shell_join
+from proxnix.proxmox.shell import command_kind, shell_join
 
 log = logging.getLogger(__name__)
 
@@ -142,9 +141,33 @@ class CommandResult:
         return self.exit_status == 0
 
 
+# Upper bounds (seconds) of the command latency buckets kept per kind of command (`CommandTally.buckets`).
+LATENCY_BOUNDS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+
+@dataclass
+class CommandTally:
+    """Commands of one kind (`proxnix.proxmox.shell.command_kind`) run on the node: how many, how many failed (a
+    non-zero exit), their total seconds, and how many fell in each `LATENCY_BOUNDS` bucket (not cumulative)."""
+
+    count: int = 0
+    failures: int = 0
+    seconds: float = 0.0
+    buckets: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BOUNDS))
+
+    def record(self, seconds: float, ok: bool) -> None:
+        self.count += 1
+        self.failures += 0 if ok else 1
+        self.seconds += seconds
+        for i, bound in enumerate(LATENCY_BOUNDS):
+            if seconds <= bound:
+                self.buckets[i] += 1
+                break
+
+
 @dataclass
 class PoolStats:
-    """Counters for tests, benchmarks and metrics."""
+    """Counters for tests, benchmarks and metrics (the operator's /metrics reads them at scrape time)."""
 
     active: int = 0
     peak_active: int = 0
@@ -152,6 +175,18 @@ class PoolStats:
     connections_opened: int = 0
     connections_lost: int = 0
     connect_failures: int = 0
+    by_kind: dict[str, CommandTally] = field(default_factory=dict)
+    uploads: int = 0
+    upload_bytes: int = 0
+    upload_seconds: float = 0.0
+
+    def record_command(self, command: str, seconds: float, exit_status: int) -> None:
+        self.by_kind.setdefault(command_kind(command), CommandTally()).record(seconds, exit_status == 0)
+
+    def record_upload(self, size: int, seconds: float) -> None:
+        self.uploads += 1
+        self.upload_bytes += size
+        self.upload_seconds += seconds
 
 
 def display(command: str) -> str:
@@ -298,28 +333,6 @@ class SshPool:
         self._retry_at = 0.0
         self._closed = False
         self.stats = PoolStats()
-
-    @classmethod
-    def for_node(
-        cls,
-        spec: ProxmoxNodeSpec,
-        secret_data: Mapping[str, bytes | str],
-        *,
-        node_name: str,
-        recorded_fingerprint: str = "",
-        settings: PoolSettings | None = None,
-    ) -> SshPool:
-        """The pool of a ProxmoxNode: its host/port/user/maxSessions, the Secret's key and known_hosts, and its
-        hostKeyPolicy (`recorded_fingerprint`: status.hostKeyFingerprint, pinned under TrustOnFirstUse)."""
-        tofu = spec.host_key_policy == HostKeyPolicy.TRUST_ON_FIRST_USE
-        credentials = SshCredentials.from_secret(
-            secret_data,
-            trust_on_first_use=tofu,
-            pinned_fingerprint=recorded_fingerprint if tofu else "",
-        )
-        base = settings or PoolSettings()
-        tuned = PoolSettings(**{**asdict(base), "max_sessions": spec.max_sessions})
-        return cls(SshTarget(spec.host, spec.port, spec.user, node_name), credentials, tuned)
 
     # --- public state ------------------------------------------------------------------------------------------
 
@@ -574,6 +587,7 @@ class SshPool:
                 exit_status=status,
                 stderr=err,
             )
+        self.stats.record_command(text, duration, status)
         log.debug("ssh %s: %s -> %s in %.3f s", self.target, shown, status, duration)
         return CommandResult(
             command=shown,

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal
 
 from pydantic import Field
 
+from proxnix.api.clock import now_rfc3339
 from proxnix.api.meta import StatusModel
 
 
@@ -22,6 +22,7 @@ class ConditionType(StrEnum):
     SOURCE_FETCHED = "SourceFetched"
     FETCH_FAILED = "FetchFailed"
     BUILD_FAILED = "BuildFailed"
+    APPLIED = "Applied"
     # ProxmoxVM
     PROVISIONED = "Provisioned"
     IN_SYNC = "InSync"
@@ -52,11 +53,6 @@ class Condition(StatusModel):
         default=0,
         description="The .metadata.generation this condition was set for.",
     )
-
-
-def now_rfc3339() -> str:
-    """The current UTC time as Kubernetes writes it (second precision, `Z` suffix)."""
-    return datetime.now(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def find_condition(conditions: Sequence[Condition], type_: str) -> Condition | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pydantic import ConfigDict, Field, model_validator
 
 from proxnix.api.conditions import Condition
@@ -60,6 +62,22 @@ class WebhookSpec(ApiModel):
     )
 
 
+class GitRepoProgress(StrEnum):
+    """Reasons of the GitRepo's Reconciling condition: the step in progress (a build can take minutes)."""
+
+    FETCHING = "Fetching"
+    EVALUATING = "Evaluating"
+    BUILDING = "Building"
+    APPLYING = "Applying"
+
+
+class GitRepoDeletionPolicy(StrEnum):
+    """What happens to a GitRepo's ProxmoxVMs when the GitRepo is deleted (as Flux's Kustomization `deletionPolicy`)."""
+
+    ORPHAN = "Orphan"
+    DELETE = "Delete"
+
+
 class GitRepoSpec(ApiModel):
     """A repository with a flake that defines NixOS images (`nixosConfigurations`) and VMs (`proxnix`)."""
 
@@ -93,6 +111,27 @@ class GitRepoSpec(ApiModel):
         default=True,
         description="Delete ProxmoxVMs this GitRepo created that are no longer in the flake.",
     )
+    prune_limit: int | None = Field(
+        default=None,
+        ge=0,
+        le=100_000,
+        description=(
+            "The most ProxmoxVMs one revision may prune without confirmation. Default: half of the GitRepo's "
+            "VMs. A revision that would prune more, or every VM, is held until the annotation "
+            "proxnix.io/confirm-prune names it."
+        ),
+    )
+    deletion_policy: GitRepoDeletionPolicy = Field(
+        default=GitRepoDeletionPolicy.ORPHAN,
+        description=(
+            "When the GitRepo is deleted: Orphan keeps its ProxmoxVMs (and their VMs) running, free to be "
+            "adopted by another GitRepo; Delete deletes the ProxmoxVMs (each VM then follows its own "
+            "deletionPolicy)."
+        ),
+    )
+    submodules: bool = Field(
+        default=False, description="Fetch and check out git submodules (with the same credentials)."
+    )
     default_node: K8sName | None = Field(
         default=None,
         description="ProxmoxNode for VMs whose definition names no node.",
@@ -108,6 +147,7 @@ class BuiltImage(StatusModel):
 
     name: str = Field(description="nixosConfigurations attribute the image was built from.")
     store_path: str = Field(default="", description="Nix store path of the image.")
+    file: str = Field(default="", description="The qcow2 file in the store path.")
     sha256: str = Field(default="", description="sha256 of the image file.")
 
 
@@ -119,14 +159,32 @@ class InventoryEntry(StatusModel):
     node: str = Field(default="", description="ProxmoxNode of the VM.")
 
 
+class BlockedVM(StatusModel):
+    """A VM the plan did not (fully) apply, and why."""
+
+    name: str = Field(description="Name of the ProxmoxVM.")
+    reason: str = Field(description="Why it was left as it is.")
+
+
 class PlanSummary(StatusModel):
-    """What the last apply changed."""
+    """The last plan: the ProxmoxVM names in each bucket."""
 
     revision: str = Field(default="", description="Commit the plan was made for.")
-    created: int = Field(default=0, description="ProxmoxVMs created.")
-    updated: int = Field(default=0, description="ProxmoxVMs whose spec changed.")
-    unchanged: int = Field(default=0, description="ProxmoxVMs left as they were.")
-    pruned: int = Field(default=0, description="ProxmoxVMs deleted because they left the flake.")
+    created: list[str] = Field(default_factory=list, description="ProxmoxVMs created.")
+    updated: list[str] = Field(default_factory=list, description="ProxmoxVMs whose spec changed in place.")
+    reimaged: list[str] = Field(default_factory=list, description="ProxmoxVMs given a new image.")
+    pruned: list[str] = Field(
+        default_factory=list, description="ProxmoxVMs deleted because they left the flake."
+    )
+    unchanged: list[str] = Field(default_factory=list, description="ProxmoxVMs left as they were.")
+    blocked: list[BlockedVM] = Field(
+        default_factory=list,
+        description="ProxmoxVMs not (fully) applied: owned by someone else, protected, being deleted.",
+    )
+    held: str = Field(
+        default="",
+        description="Why the whole revision is held (a prune over the limit waiting for confirmation).",
+    )
 
 
 class GitRepoStatus(StatusModel):
@@ -135,10 +193,14 @@ class GitRepoStatus(StatusModel):
     observed_generation: int = Field(default=0, description="The .metadata.generation last reconciled.")
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Ready, SourceFetched, FetchFailed, BuildFailed, Reconciling, Stalled.",
+        description=(
+            "Ready, Reconciling (with the step in progress: fetching, evaluating, building, applying), Stalled, "
+            "SourceFetched, FetchFailed, BuildFailed, Applied."
+        ),
     )
     last_fetched_revision: str = Field(default="", description="Commit last fetched.")
     last_applied_revision: str = Field(default="", description="Commit whose VMs were last applied.")
+    last_applied_message: str = Field(default="", description="Subject line of that commit's message.")
     last_handled_reconcile_at: str = Field(
         default="",
         description="The value of the proxnix.io/requested-at annotation last handled.",
@@ -147,7 +209,7 @@ class GitRepoStatus(StatusModel):
         default_factory=list, description="Images built for the applied revision."
     )
     inventory: list[InventoryEntry] = Field(default_factory=list, description="ProxmoxVMs this GitRepo owns.")
-    last_plan: PlanSummary | None = Field(default=None, description="Summary of the last apply.")
+    last_plan: PlanSummary | None = Field(default=None, description="The last plan, with names per bucket.")
 
 
 INFO = KindInfo(

@@ -61,3 +61,16 @@ def ready_columns() -> tuple[PrinterColumn, ...]:
 
 
 AGE_COLUMN = PrinterColumn("Age", "date", ".metadata.creationTimestamp", "Time since the object was created.")
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """One object of a proxnix kind: what a status patch or an Event names."""
+
+    kind: KindInfo
+    namespace: str
+    name: str
+    uid: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind.plural}/{self.namespace}/{self.name}"

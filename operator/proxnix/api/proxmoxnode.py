@@ -6,10 +6,11 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from proxnix.api.conditions import Condition
+from proxnix.api.conditions import Condition, ConditionType
 from proxnix.api.kinds import AGE_COLUMN, KindInfo, PrinterColumn, ready_columns
 from proxnix.api.meta import ApiModel, LocalObjectReference, StatusModel
 from proxnix.api.scalars import BridgeName, DnsName, Duration, Host, StorageId, UserName
+from proxnix.api.summarize import Readiness
 
 ABS_PATH_PATTERN = r"^/[A-Za-z0-9._/+-]*$"
 
@@ -106,3 +107,6 @@ INFO = KindInfo(
         AGE_COLUMN,
     ),
 )
+
+READINESS = Readiness(depends_on=(ConditionType.NODE_REACHABLE,), success_reason="Reachable")
+"""Ready is True when these are (and nothing is stalled or in progress); see `proxnix.api.summarize`."""

@@ -8,10 +8,11 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from proxnix.api.conditions import Condition
+from proxnix.api.conditions import Condition, ConditionType
 from proxnix.api.kinds import AGE_COLUMN, KindInfo, PrinterColumn, ready_columns
 from proxnix.api.meta import ApiModel, K8sName, StatusModel
 from proxnix.api.scalars import BridgeName, DnsName, Sha256, StorageId, Tag, UserName, VmId
+from proxnix.api.summarize import Readiness
 
 DISK_SLOT_PATTERN = r"^(scsi|virtio|sata|ide)[0-9]{1,2}$"
 # Where an image comes from: an absolute path on the operator's machine (nix store paths included) or an
@@ -336,3 +337,6 @@ INFO = KindInfo(
         AGE_COLUMN,
     ),
 )
+
+READINESS = Readiness(depends_on=(ConditionType.PROVISIONED, ConditionType.IN_SYNC))
+"""Ready is True when these are (and nothing is stalled or in progress); see `proxnix.api.summarize`."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from proxnix.adapters.kube import KubeApi
-from proxnix.reconcile.nodes import NodeDirectory
+from proxnix.reconcile.node_directory import NodeDirectory
 from proxnix.reconcile.vm import VmReconciler
 
 
@@ -20,6 +20,7 @@ class OperatorConfig:
     image_roots: tuple[Path, ...] = (Path("/nix/store"),)
     image_cache: Path | None = None
     require_image_sha256: bool = False
+    metrics_listen: str = ""  # HOST:PORT of /metrics; empty: not served
 
 
 @dataclass

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from proxnix.proxmox.parsing import fail, load_json
@@ -59,8 +60,9 @@ def parse_network_interfaces(
     return interfaces
 
 
-def routable_addresses(interfaces: list[GuestInterface]) -> list[str]:
-    """Addresses worth showing: IPv4 first, then IPv6; loopback and link-local left out; order otherwise kept."""
+def routable_addresses(interfaces: Sequence[GuestInterface]) -> list[str]:
+    """Addresses worth showing: IPv4 first, then IPv6, each once; loopback, link-local and unspecified addresses
+    left out (a zone suffix `%eth0` is dropped); the guest's order otherwise kept."""
     v4: list[str] = []
     v6: list[str] = []
     for iface in interfaces:
@@ -72,4 +74,4 @@ def routable_addresses(interfaces: list[GuestInterface]) -> list[str]:
             if ip.is_loopback or ip.is_link_local or ip.is_unspecified:
                 continue
             (v4 if ip.version == 4 else v6).append(str(ip))
-    return v4 + v6
+    return list(dict.fromkeys(v4 + v6))

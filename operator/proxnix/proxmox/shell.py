@@ -102,3 +102,24 @@ def check_text(value: object, what: str, *, max_length: int = 8192) -> str:
     if not isinstance(value, str) or len(value) > max_length or "\x00" in value:
         raise ValueError(f"invalid {what}: must be text of at most {max_length} characters")
     return value
+
+
+# Programs whose first argument names what the call does (`qm create`, `pvesh get`): metrics count them apart.
+_SUBCOMMAND_PROGRAMS = frozenset({"qm", "pvesh"})
+
+
+def command_kind(command: str) -> str:
+    """A short, bounded label of what a remote command does, for metrics: `qm create`, `pvesh get`, `cat`, or
+    `script` for a compound shell command (the inventory, the image-cache scripts)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return "script"
+    if not words or any(w in {";", "&&", "||", "|"} or w.endswith(";") for w in words):
+        return "script"
+    program = words[0].rsplit("/", 1)[-1]
+    if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", program):
+        return "script"
+    if program in _SUBCOMMAND_PROGRAMS and len(words) > 1 and re.fullmatch(r"[a-z][a-z-]{0,31}", words[1]):
+        return f"{program} {words[1]}"
+    return program

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from proxnix.webhook.index import GitRepoIndex
 from proxnix.webhook.metrics import Metrics
-from proxnix.webhook.service import UNKNOWN_PROVIDER, Outcome, PushService
+from proxnix.webhook.service import UNKNOWN_PROVIDER, Answer, PushService
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ async def _hook(request: web.Request, target: tuple[str, str] | None) -> web.Res
         try:
             body = await _read_body(request, limit, app[BODY_TIMEOUT_KEY])
         except _TooLarge:
-            outcome = Outcome(
+            outcome = Answer(
                 413,
                 {"error": "payload too large", "reason": f"the body exceeds {limit} bytes"},
                 UNKNOWN_PROVIDER,
@@ -77,9 +77,7 @@ async def _hook(request: web.Request, target: tuple[str, str] | None) -> web.Res
             )
         except TimeoutError:
             reason = f"the body was not complete within {app[BODY_TIMEOUT_KEY]:g} s"
-            outcome = Outcome(
-                408, {"error": "request timeout", "reason": reason}, UNKNOWN_PROVIDER, "timeout"
-            )
+            outcome = Answer(408, {"error": "request timeout", "reason": reason}, UNKNOWN_PROVIDER, "timeout")
         else:
             outcome = await service.handle(request.headers, request.headers.get("Content-Type"), body, target)
     except ConnectionError:
@@ -91,7 +89,7 @@ async def _hook(request: web.Request, target: tuple[str, str] | None) -> web.Res
         return gone
     except Exception:
         log.exception("webhook request failed", extra={"fields": {"path": request.path}})
-        outcome = Outcome(500, {"error": "internal error"}, UNKNOWN_PROVIDER, "error")
+        outcome = Answer(500, {"error": "internal error"}, UNKNOWN_PROVIDER, "error")
     metrics.observe_request(outcome.provider, outcome.outcome, time.perf_counter() - started)
     if outcome.status >= 400 and outcome.status != 401:
         log.info(

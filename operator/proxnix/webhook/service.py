@@ -1,4 +1,4 @@
-"""What one webhook request does, independent of HTTP: decide, verify, mark. `PushService.handle` → `Outcome`.
+"""What one webhook request does, independent of HTTP: decide, verify, mark. `PushService.handle` → `Answer`.
 
 Order of work, cheapest refusal first: tell the sender from the headers; decode and classify the body (pure, defensive);
 answer pings and non-push events; find the GitRepos that follow a pushed ref of this repository (from the index);
@@ -18,9 +18,9 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
+from proxnix.api.clock import now_rfc3339
 from proxnix.api.meta import ANNOTATION_REQUESTED_AT, ANNOTATION_REVISION
 from proxnix.sources.webhooks import signatures
 from proxnix.sources.webhooks.events import Ignored, PayloadError, Ping, Push, UnsupportedMediaType
@@ -37,7 +37,7 @@ UNKNOWN_PROVIDER = "unknown"
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Answer:
     """The answer to one request: HTTP status, JSON body, and the labels it is counted under."""
 
     status: int
@@ -45,10 +45,6 @@ class Outcome:
     provider: str
     outcome: str
     marked: tuple[str, ...] = field(default=())
-
-
-def _now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class KubeUnavailable(Exception):
@@ -85,13 +81,13 @@ class PushService:
         content_type: str | None,
         body: bytes,
         target: tuple[str, str] | None = None,
-    ) -> Outcome:
+    ) -> Answer:
         """Answer one request; `target` is (namespace, name) on the per-GitRepo path."""
         lowered = lower_headers(headers)
         detection = detect(lowered)
         label = detection.provider.value if detection else UNKNOWN_PROVIDER
         if detection is None and target is None:
-            return Outcome(
+            return Answer(
                 400,
                 {
                     "error": "unknown sender",
@@ -104,15 +100,15 @@ class PushService:
         try:
             event = classify(detection, decode(content_type, body))
         except UnsupportedMediaType as exc:
-            return Outcome(
+            return Answer(
                 415, {"error": "unsupported media type", "reason": str(exc)}, label, "unsupported_media_type"
             )
         except PayloadError as exc:
-            return Outcome(400, {"error": "bad payload", "reason": str(exc)}, label, "bad_request")
+            return Answer(400, {"error": "bad payload", "reason": str(exc)}, label, "bad_request")
         if isinstance(event, Ping):
-            return Outcome(200, {"result": "pong"}, label, "ping")
+            return Answer(200, {"result": "pong"}, label, "ping")
         if isinstance(event, Ignored):
-            return Outcome(
+            return Answer(
                 200, {"result": "ignored", "event": event.event, "reason": event.reason}, label, "ignored"
             )
         return await self._push(event, lowered, body, detection, target, label)
@@ -125,25 +121,25 @@ class PushService:
         detection: Detection | None,
         target: tuple[str, str] | None,
         label: str,
-    ) -> Outcome:
+    ) -> Answer:
         refs = sorted({update.ref for update in push.refs})
         if push.only_deletions:
             reason = "the push only deletes refs; nothing to build"
-            return Outcome(200, {"result": "ignored", "refs": refs, "reason": reason}, label, "ignored")
+            return Answer(200, {"result": "ignored", "refs": refs, "reason": reason}, label, "ignored")
         if target is not None and self._namespace not in (None, target[0]):
-            return Outcome(404, {"error": "not found", "reason": "namespace not served"}, label, "not_found")
+            return Answer(404, {"error": "not found", "reason": "namespace not served"}, label, "not_found")
         if target is None and not push.repo_keys:
             reason = "the payload names no repository URL; use /hook/<namespace>/<name>"
-            return Outcome(400, {"error": "bad payload", "reason": reason}, label, "bad_request")
+            return Answer(400, {"error": "bad payload", "reason": reason}, label, "bad_request")
         try:
             candidates = await self._candidates(push, target)
             if candidates is None:
                 assert target is not None
                 reason = f"no GitRepo {target[0]}/{target[1]}"
-                return Outcome(404, {"error": "not found", "reason": reason}, label, "not_found")
+                return Answer(404, {"error": "not found", "reason": reason}, label, "not_found")
             if not candidates:
                 reason = "no GitRepo follows a pushed ref of this repository"
-                return Outcome(
+                return Answer(
                     200,
                     {"result": "unmatched", "refs": refs, "matched": [], "reason": reason},
                     label,
@@ -168,10 +164,10 @@ class PushService:
                     "no GitRepo following this push accepts it: the signature is missing or wrong, "
                     "or the GitRepo has no webhook secret (spec.webhook.secretRef)"
                 )
-                return Outcome(401, {"error": "unauthorized", "reason": reason}, label, "unauthorized")
+                return Answer(401, {"error": "unauthorized", "reason": reason}, label, "unauthorized")
             marked = await self._mark(verified, push)
         except KubeUnavailable as exc:
-            return Outcome(
+            return Answer(
                 503, {"error": "kubernetes API unavailable", "reason": str(exc)}, label, "unavailable"
             )
         matched = [
@@ -182,7 +178,7 @@ class PushService:
         if len(revisions) == 1:
             body_out["revision"] = revisions[0]
         ids = tuple(e.id for e, _, _ in marked)
-        return Outcome(202, body_out, label, "accepted", ids)
+        return Answer(202, body_out, label, "accepted", ids)
 
     async def _candidates(self, push: Push, target: tuple[str, str] | None) -> list[GitRepoEntry] | None:
         """The GitRepos following a pushed ref; None on the per-GitRepo path if that GitRepo does not exist."""
@@ -257,7 +253,10 @@ class PushService:
         key = (entry.namespace, entry.name, revision)
         task = self._patching.get(key)
         if task is None:
-            annotations = {ANNOTATION_REVISION: revision, ANNOTATION_REQUESTED_AT: _now_rfc3339()}
+            annotations = {
+                ANNOTATION_REVISION: revision,
+                ANNOTATION_REQUESTED_AT: now_rfc3339(microseconds=True),
+            }
             task = asyncio.create_task(
                 self._store.patch_gitrepo_annotations(entry.namespace, entry.name, annotations)
             )

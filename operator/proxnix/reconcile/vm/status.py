@@ -1,23 +1,20 @@
-"""ProxmoxVM status as a function of what was observed and planned: phase, conditions, observed shape, IPs.
+"""The VM's report step: its status as a function of what was observed and planned — phase, the VM's own
+conditions (Provisioned, InSync, RestartRequired, AgentConnected), observed shape, IPs — with Ready, Reconciling
+and Stalled left to the summariser (`proxnix.api.summarize`, over `proxmoxvm.READINESS`).
 
-Pure: the reconcile steps gather facts (an observation, a plan, an error) into a `VmFacts`, and `build_status` turns
-them into the next status, keeping condition transition times from the previous one.
+Pure: the reconcile steps gather facts (an observation, a plan, a problem) into a `VmFacts`, and `build_status`
+turns them into the next status, keeping condition transition times from the previous one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
-from proxnix.api.conditions import (
-    Condition,
-    ConditionStatus,
-    ConditionType,
-    find_condition,
-    now_rfc3339,
-    set_condition,
-)
-from proxnix.api.proxmoxvm import ObservedVM, Phase, ProxmoxVMStatus, RunStrategy
+from proxnix.api.clock import now_rfc3339
+from proxnix.api.conditions import Condition, ConditionStatus, ConditionType, find_condition, set_condition
+from proxnix.api.proxmoxvm import READINESS, ObservedVM, Phase, ProxmoxVMStatus, RunStrategy
+from proxnix.api.summarize import Problem, mark_progressing, summarize
 from proxnix.proxmox.inventory import VmObservation
 from proxnix.proxmox.plan import ActionKind, BlockReason, VmPlan
 
@@ -30,15 +27,6 @@ class VmRefLike(Protocol):
 
     @property
     def generation(self) -> int: ...
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Why the VM is not as wanted: a CamelCase reason, a message a user can act on, and whether it is stuck."""
-
-    reason: str
-    message: str
-    stalled: bool
 
 
 @dataclass
@@ -112,32 +100,22 @@ def build_status(previous: ProxmoxVMStatus, facts: VmFacts, now: str | None = No
     if facts.node_unreachable or not facts.observed_at:
         # Nothing fresh was seen: keep the last observation rather than claim the VM changed or vanished.
         issue = facts.problem or Problem("NotObserved", "the node was not read", stalled=False)
+        if facts.node_unreachable:
+            issue = replace(issue, unknown=True)  # Ready Unknown: the VM may be fine, it cannot be seen
         provisioned = find_condition(previous.conditions, ConditionType.PROVISIONED)
         was_provisioned = provisioned is not None and provisioned.status == "True"
         if facts.node_unreachable:
             status.phase = Phase.UNKNOWN
         elif not was_provisioned:
             status.phase = Phase.FAILED if issue.stalled else Phase.PENDING
-        ready_status: ConditionStatus = "Unknown" if facts.node_unreachable else "False"
-        put(ConditionType.READY, ready_status, issue.reason, issue.message)
         put(
             ConditionType.IN_SYNC,
             "Unknown" if facts.node_unreachable else "False",
             issue.reason,
             issue.message,
         )
-        if issue.stalled:
-            put(ConditionType.STALLED, "True", issue.reason, issue.message)
-            put(
-                ConditionType.RECONCILING,
-                "False",
-                issue.reason,
-                "waiting for a change of the spec or the node",
-            )
-        else:
-            put(ConditionType.STALLED, "False", "NotStalled", "")
-            put(ConditionType.RECONCILING, "True", issue.reason, "retrying: " + issue.message)
         status.conditions = conds
+        summarize(status, READINESS, generation=gen, problem=issue, now=stamp)
         return status
 
     obs = facts.observation if facts.owned else None
@@ -187,30 +165,18 @@ def build_status(previous: ProxmoxVMStatus, facts: VmFacts, now: str | None = No
         status.ip_addresses = []
         put(ConditionType.AGENT_CONNECTED, "False", "VMNotRunning", "the VM is not running")
 
-    stalled = problem is not None and problem.stalled
-    if stalled and problem is not None:
-        put(ConditionType.STALLED, "True", problem.reason, problem.message)
-        put(
-            ConditionType.RECONCILING, "False", problem.reason, "waiting for a change of the spec or the node"
-        )
-        put(ConditionType.READY, "False", problem.reason, problem.message)
-    else:
-        put(ConditionType.STALLED, "False", "NotStalled", "")
-        converging = problem is not None or (plan is not None and not plan.in_sync)
-        if converging:
-            message = problem.message if problem else "converging"
-            put(ConditionType.RECONCILING, "True", problem.reason if problem else "Progressing", message)
-            put(ConditionType.READY, "False", problem.reason if problem else "Progressing", message)
-        elif obs is not None and _power_ok(facts):
-            put(ConditionType.RECONCILING, "False", "Succeeded", "")
-            put(ConditionType.READY, "True", "Succeeded", _ready_message(facts, status))
-        else:
-            power = obs.power_state if obs is not None else "not created"
-            want = "running" if facts.run_strategy == RunStrategy.ALWAYS else "stopped"
-            message = f"the VM is {power}; runStrategy {facts.run_strategy} wants it {want}"
-            put(ConditionType.RECONCILING, "True", "Progressing", message)
-            put(ConditionType.READY, "False", "Progressing", message)
     status.conditions = conds
+    if problem is not None:
+        summarize(status, READINESS, generation=gen, problem=problem, now=stamp)
+    elif plan is not None and not plan.in_sync:
+        summarize(status, READINESS, generation=gen, progressing="converging", now=stamp)
+    elif obs is not None and _power_ok(facts):
+        summarize(status, READINESS, generation=gen, ready_message=_ready_message(facts, status), now=stamp)
+    else:
+        power = obs.power_state if obs is not None else "not created"
+        want = "running" if facts.run_strategy == RunStrategy.ALWAYS else "stopped"
+        message = f"the VM is {power}; runStrategy {facts.run_strategy} wants it {want}"
+        summarize(status, READINESS, generation=gen, progressing=message, now=stamp)
     return status
 
 
@@ -256,19 +222,12 @@ def progress_phase(plan: VmPlan) -> Phase:
 
 
 def progress_status(vm: VmRefLike, plan: VmPlan, now: str | None = None) -> dict[str, object]:
-    """A status patch announcing what is about to be done (phase and a Reconciling condition)."""
-    stamp = now or now_rfc3339()
-    message = "; ".join(a.reason for a in plan.actions)
-    conditions = set_condition(
-        vm.status.conditions,
-        ConditionType.RECONCILING,
-        "True",
-        "Progressing",
-        message,
-        vm.generation,
-        now=stamp,
+    """A status patch announcing what is about to be done: the phase, and Reconciling=True (Ready untouched)."""
+    status = vm.status.model_copy(deep=True)
+    mark_progressing(
+        status, generation=vm.generation, message="; ".join(a.reason for a in plan.actions), now=now
     )
     return {
         "phase": progress_phase(plan).value,
-        "conditions": [c.model_dump(mode="json", by_alias=True) for c in conditions],
+        "conditions": [c.model_dump(mode="json", by_alias=True) for c in status.conditions],
     }

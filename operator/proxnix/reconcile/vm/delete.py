@@ -11,20 +11,28 @@ import time
 
 from proxnix.api.proxmoxvm import DeletionPolicy
 from proxnix.proxmox.errors import NotOwned, ProtectionEnabled, ProxmoxError
-from proxnix.reconcile.nodes import NodeDirectory
-from proxnix.reconcile.vm_types import DeleteOutcome, VmEvent, VmRef, provisioned, short
+from proxnix.reconcile.outcome import (
+    DELETE_FAILED,
+    DELETE_NODE_MISSING,
+    DELETE_UNJUDGED,
+    Event,
+    Outcome,
+    Retry,
+    short,
+)
+from proxnix.reconcile.vm.ports import VmNodes
+from proxnix.reconcile.vm.ref import VmRef, provisioned
 
 
-async def delete_vm(nodes: NodeDirectory, vm: VmRef) -> DeleteOutcome:
+async def delete_vm(nodes: VmNodes, vm: VmRef) -> Outcome:
+    """The deletion step: `done` when the object may go (VM destroyed, gone, or kept on purpose), else a retry."""
     vmid = vm.spec.vmid
     if vm.spec.deletion_policy == DeletionPolicy.RETAIN:
-        return DeleteOutcome(
-            True, [VmEvent("Normal", "Retained", f"VM {vmid} kept on the node (deletionPolicy Retain)")]
+        return Outcome(
+            events=[Event("Normal", "Retained", f"VM {vmid} kept on the node (deletionPolicy Retain)")]
         )
     if vm.spec.protected:
-        return DeleteOutcome(
-            True, [VmEvent("Normal", "Retained", f"VM {vmid} kept on the node: it is protected")]
-        )
+        return Outcome(events=[Event("Normal", "Retained", f"VM {vmid} kept on the node: it is protected")])
     # The VM this object made: the status remembers where, even if the spec was edited since.
     if vm.status.vmid is not None and provisioned(vm.status):
         vmid = vm.status.vmid
@@ -35,20 +43,21 @@ async def delete_vm(nodes: NodeDirectory, vm: VmRef) -> DeleteOutcome:
             f"ProxmoxNode {vm.spec.node!r} is not available; VM {vmid} is kept until it is "
             "(remove the finalizer to abandon the VM)"
         )
-        return DeleteOutcome(False, retry_after=30, message=message)
+        return Outcome(done=False, retry=Retry(DELETE_NODE_MISSING, message))
     try:
         inventory = await node.inventory(max_age=0)
         observed = inventory.vms.get(vmid)
         if observed is None:
-            return DeleteOutcome(True, [VmEvent("Normal", "AlreadyGone", f"VM {vmid} is not on the node")])
+            return Outcome(events=[Event("Normal", "AlreadyGone", f"VM {vmid} is not on the node")])
         if observed.config is None or (observed.lock == "create" and observed.ownership.owner is None):
             # Unreadable, or a create still in progress (its placeholder has no marker yet): wait and look again.
-            return DeleteOutcome(False, retry_after=10, message=f"VM {vmid} cannot be judged yet; retrying")
+            return Outcome(
+                done=False, retry=Retry(DELETE_UNJUDGED, f"VM {vmid} cannot be judged yet; retrying")
+            )
         if not observed.ownership.owned_by(vm.uid):
-            return DeleteOutcome(
-                True,
-                [
-                    VmEvent(
+            return Outcome(
+                events=[
+                    Event(
                         "Warning",
                         "NotOwned",
                         f"VM {vmid} on {node.node_name} was not created for this object; left untouched",
@@ -56,10 +65,9 @@ async def delete_vm(nodes: NodeDirectory, vm: VmRef) -> DeleteOutcome:
                 ],
             )
         if observed.protection:
-            return DeleteOutcome(
-                True,
-                [
-                    VmEvent(
+            return Outcome(
+                events=[
+                    Event(
                         "Warning",
                         "Retained",
                         f"VM {vmid} has Proxmox protection enabled; kept on the node",
@@ -71,10 +79,10 @@ async def delete_vm(nodes: NodeDirectory, vm: VmRef) -> DeleteOutcome:
         node.invalidate()
     except (NotOwned, ProtectionEnabled) as exc:
         # The driver's own guard refused: keep the VM and let the object go.
-        return DeleteOutcome(True, [VmEvent("Warning", type(exc).__name__, f"VM {vmid} kept: {short(exc)}")])
+        return Outcome(events=[Event("Warning", type(exc).__name__, f"VM {vmid} kept: {short(exc)}")])
     except ProxmoxError as exc:
         # Anything else (a lost connection, a lock, a credential problem) may clear: keep the finalizer.
-        return DeleteOutcome(False, retry_after=15, message=short(exc))
+        return Outcome(done=False, retry=Retry(DELETE_FAILED, short(exc)))
     took = time.monotonic() - started
     message = f"VM {vmid} destroyed on {node.node_name} ({took:.1f} s)" if destroyed else f"VM {vmid} gone"
-    return DeleteOutcome(True, [VmEvent("Normal", "Destroyed", message)])
+    return Outcome(events=[Event("Normal", "Destroyed", message)])

@@ -1,4 +1,4 @@
-"""The operator's live view of its Proxmox nodes: one SSH pool and node client per ProxmoxNode, and a per-node
+"""The node directory: the operator's live view of its Proxmox nodes (probing them is `node_probe`'s job): one SSH pool and node client per ProxmoxNode, and a per-node
 inventory cache so that a resync of N VMs costs one remote call per node, not one per VM.
 
 A `NodeHandle` is (re)built from the ProxmoxNode spec and its Secret; the pool is replaced only when the target,
@@ -20,11 +20,14 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from proxnix.adapters.image_upload import UploadResult, upload_image
+from proxnix.adapters.local_images import LocalImage
 from proxnix.adapters.node_liveness import Liveness, LivenessSettings, NodeLiveness
 from proxnix.adapters.proxmox_client import ProxmoxClient
 from proxnix.adapters.ssh_pool import PoolSettings, SshCredentials, SshPool, SshPoolRegistry, SshTarget
-from proxnix.api.conditions import now_rfc3339
+from proxnix.api.clock import now_rfc3339
 from proxnix.api.proxmoxnode import HostKeyPolicy, ProxmoxNodeSpec
+from proxnix.proxmox.dialect import QmDialect
 from proxnix.proxmox.errors import NodeUnreachable, ProxmoxError
 from proxnix.proxmox.inventory import NodeInventory
 
@@ -119,6 +122,26 @@ class NodeHandle:
     async def inventory(self, max_age: float = 0.0) -> NodeInventory:
         return (await self.observe(max_age)).inventory
 
+    @property
+    def connected_before(self) -> bool:
+        """Whether this handle's pool has run a command already (a new pool: the node's version is read again)."""
+        return self.pool.stats.commands > 0
+
+    @property
+    def trusted_fingerprint(self) -> str:
+        """The host key fingerprint accepted by trust-on-first-use, to record in status (empty otherwise)."""
+        return self.pool.host_key_fingerprint if self.pool.trusted_on_first_use else ""
+
+    async def read_version(self) -> str:
+        """The node's Proxmox VE version (`pvesh get /version`)."""
+        return await self.client.pve_version()
+
+    def learn_version(self, version: str) -> None:
+        """Speak the `qm` dialect of `version` to this node from now on."""
+        if version != self.pve_version:
+            self.pve_version = version
+            self.client.dialect = QmDialect.for_version(version)
+
     async def _fetch(self, epoch: int) -> Seen:
         started = time.monotonic()
         wall = now_rfc3339()
@@ -133,9 +156,12 @@ class NodeHandle:
         self._epoch += 1
         self._cached = None
 
-    def upload_lock(self, sha256: str) -> asyncio.Lock:
-        """Serialises uploads of one image to this node (parallel creates from one image upload it once)."""
-        return self._uploads.setdefault(sha256, asyncio.Lock())
+    async def upload(self, image: LocalImage) -> UploadResult:
+        """Put `image` in the node's image cache (once: parallel creates from one image share the upload)."""
+        async with self._uploads.setdefault(image.sha256, asyncio.Lock()):
+            return await upload_image(
+                self.pool, image.path, self.spec.image_cache_dir, expected_sha256=image.sha256, hashed=True
+            )
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:
@@ -184,6 +210,10 @@ class NodeDirectory:
             ),
             None,
         )
+
+    def handles(self) -> list[NodeHandle]:
+        """Every configured node (a snapshot; for metrics)."""
+        return list(self._handles.values())
 
     async def configure(
         self,
