@@ -24,6 +24,9 @@ from pathlib import Path
 from proxnix_testbed.sandbox import Sandbox, SandboxConfig, running_sandbox
 from pvesim import calllog, control
 
+# The liveness probe's pings (proxnix.adapters.node_liveness.PING_COMMAND) are counted apart: they are not resync.
+LIVENESS_MARK = "proxnix liveness probe"
+
 
 def _vm(name: str, vmid: int, node: str, image: Path) -> dict[str, object]:
     return {
@@ -106,7 +109,9 @@ def main() -> int:
         slowest = 0.0
         for node in names:
             calls = calllog.read(sb.sim_dir, node)
-            sessions = calllog.read_sessions(sb.sim_dir, node)
+            everything = calllog.read_sessions(sb.sim_dir, node)
+            sessions = [s for s in everything if LIVENESS_MARK not in s.command]
+            pings = len(everything) - len(sessions)
             total_calls += len(calls)
             total_sessions += len(sessions)
             kinds = sorted({" ".join(c.argv[:3]) for c in calls})
@@ -114,7 +119,8 @@ def main() -> int:
             slowest = max(slowest, took)
             print(
                 f"  {node}: {len(calls)} qm/pvesh calls in {len(sessions)} SSH sessions over {window:.0f} s "
-                f"(slowest session {took:.2f} s): {', '.join(kinds) or '-'}"
+                f"(slowest session {took:.2f} s; and {pings} liveness pings on their own connection): "
+                f"{', '.join(kinds) or '-'}"
             )
         errors = [it for it in _items(sb) if _status(it).get("phase") != "Running"]
         if errors:

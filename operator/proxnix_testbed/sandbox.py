@@ -204,6 +204,7 @@ class Sandbox:
             "--metrics-listen", f"127.0.0.1:{self.metrics_port}",
             "--resync-interval", str(self.config.resync_interval),
             "--namespace", self.config.namespace,
+            "--image-root", str(self.image_dir),
         ]  # fmt: skip
         if self.config.standalone:
             args.append("--standalone")
@@ -328,9 +329,14 @@ class Sandbox:
 
         return len(calllog.read(self.sim_dir, node))
 
+    @property
+    def image_dir(self) -> Path:
+        """The folder of the sandbox's images: the operator's only image root (`--image-root`)."""
+        return self.dir / "images"
+
     def make_image(self, name: str, size: str = "1G") -> Path:
         """A small real qcow2 image (virtual size `size`) with a little data in it."""
-        path = self.dir / "images" / f"{name}.qcow2"
+        path = self.image_dir / f"{name}.qcow2"
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
             subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), size], check=True)

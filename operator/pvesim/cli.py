@@ -5,7 +5,7 @@
     pvesim info --dir DIR
     pvesim reset --dir DIR
     pvesim fault --dir DIR [--node NODE] [--clear] [--list] [SPEC]
-    pvesim node --dir DIR NODE down|up
+    pvesim node --dir DIR NODE down|up|freeze|thaw
     pvesim tune --dir DIR [--node NODE] KEY=VALUE ...
     pvesim calls --dir DIR [--node NODE] [--sessions] [--json]
     pvesim ssh --dir DIR NODE [COMMAND ...]
@@ -81,9 +81,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--clear", action="store_true", help="remove rules first (and bring down nodes back up)")
     p.add_argument("--list", action="store_true")
     p.add_argument("spec", nargs="?", default=None)
-    p = with_dir(sub.add_parser("node", help="take a node down (refuses connections) or bring it up"))
+    p = with_dir(
+        sub.add_parser(
+            "node", help="take a node down (refuses connections), freeze it (hangs), or bring it back"
+        )
+    )
     p.add_argument("node")
-    p.add_argument("state", choices=("down", "up"))
+    p.add_argument("state", choices=("down", "up", "freeze", "thaw"))
     p = with_dir(sub.add_parser("tune", help="change settings of a running cluster"))
     p.add_argument("--node", default=None)
     p.add_argument("values", nargs="+", type=_setting, metavar="KEY=VALUE")
@@ -140,7 +144,10 @@ def run(argv: list[str]) -> int:
                 for rule in rules:
                     print(f"{node}\t#{rule.id}\t{rule.describe()}")
     elif args.command == "node":
-        control.set_node_down(state_dir, args.node, args.state == "down")
+        if args.state in ("freeze", "thaw"):
+            control.set_node_frozen(state_dir, args.node, args.state == "freeze")
+        else:
+            control.set_node_down(state_dir, args.node, args.state == "down")
     elif args.command == "tune":
         control.tune(state_dir, args.node, **dict(args.values))
     elif args.command == "calls":

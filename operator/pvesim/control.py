@@ -215,6 +215,8 @@ def reset(state_dir: str | os.PathLike[str]) -> None:
     names = layout.nodes()
     sshd.kill_tools(layout)
     for node in names:
+        if faults.load(layout, node).frozen:
+            set_node_frozen(layout.root, node, False)
         if faults.load(layout, node).down:
             set_node_down(layout.root, node, False)
         faults.clear(layout, node)
@@ -246,6 +248,19 @@ def set_node_down(state_dir: str | os.PathLike[str], node: str, is_down: bool) -
             sshd.start(layout, node, info(layout.root).node(node).port)
 
 
+def set_node_frozen(state_dir: str | os.PathLike[str], node: str, is_frozen: bool) -> None:
+    """Freeze a node (its sshd and sessions SIGSTOPped: connections hang, nothing is refused) or thaw it."""
+    layout = Layout(Path(state_dir).resolve())
+    if node not in layout.nodes():
+        raise PvesimError(f"no node {node!r}")
+    if is_frozen:
+        if not faults.load(layout, node).frozen:
+            faults.add(layout, node, [faults.Rule(action="freeze")])
+    else:
+        faults.clear(layout, node, action="freeze")
+    sshd.freeze(layout, node, is_frozen)
+
+
 def add_faults(
     state_dir: str | os.PathLike[str], spec: str | list[faults.Rule], node: str | None = None
 ) -> list[faults.Rule]:
@@ -261,15 +276,19 @@ def add_faults(
                 raise PvesimError(f"fault rule names unknown node {target!r}")
             if rule.action == "down":
                 set_node_down(layout.root, target, True)
+            elif rule.action == "freeze":
+                set_node_frozen(layout.root, target, True)
             else:
                 added += faults.add(layout, target, [rule])
     return added
 
 
 def clear_faults(state_dir: str | os.PathLike[str], node: str | None = None) -> None:
-    """Remove fault rules (of `node`, or all); nodes that were down come back."""
+    """Remove fault rules (of `node`, or all); nodes that were down or frozen come back."""
     layout = Layout(Path(state_dir).resolve())
     for name in [node] if node else layout.nodes():
+        if faults.load(layout, name).frozen:
+            set_node_frozen(layout.root, name, False)
         if faults.load(layout, name).down:
             set_node_down(layout.root, name, False)
         faults.clear(layout, name)

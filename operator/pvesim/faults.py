@@ -13,6 +13,8 @@ SPEC syntax — rules separated by `;`, each rule a list of shell-quoted `key[=v
             | "noacpi"                  `qm shutdown` is ignored by the guest (times out / needs --forceStop)
             | "noagent"                 the guest agent never answers
             | "down"                    the node refuses SSH connections (its sshd is stopped)
+            | "freeze"                  the node's sshd and sessions are SIGSTOPped: connections are accepted by the
+                                        kernel but never answered (a hung node); cleared with the other rules
     TRIGGER:= "count=" N                fire for the next N matching calls only (default: every call)
             | "prob=" P                 fire with probability P (0..1) per matching call
             | "skip=" N                 let the first N matching calls through
@@ -38,7 +40,7 @@ from typing import Any
 from pvesim import locks
 from pvesim.layout import Layout
 
-ACTIONS = ("fail", "locktimeout", "hang", "slow", "noquorum", "noacpi", "noagent", "down")
+ACTIONS = ("fail", "locktimeout", "hang", "slow", "noquorum", "noacpi", "noagent", "down", "freeze")
 
 
 class SpecError(ValueError):
@@ -179,6 +181,10 @@ class NodeFaults:
     def down(self) -> bool:
         return any(rule.action == "down" for rule in self.rules)
 
+    @property
+    def frozen(self) -> bool:
+        return any(rule.action == "freeze" for rule in self.rules)
+
 
 def load(layout: Layout, node: str) -> NodeFaults:
     try:
@@ -239,7 +245,7 @@ def fire(layout: Layout, node: str, argv: list[str]) -> list[Rule]:
         fired: list[Rule] = []
         changed = False
         for rule in list(faults.rules):
-            if rule.action == "down" or not rule.matches(argv):
+            if rule.action in ("down", "freeze") or not rule.matches(argv):
                 continue
             if rule.skip > 0:
                 rule.skip -= 1

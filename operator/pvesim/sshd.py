@@ -245,6 +245,7 @@ def stop(layout: Layout, node: str, timeout: float = 5.0) -> None:
     for victim in victims:
         with contextlib.suppress(ProcessLookupError):
             os.kill(victim, signal.SIGTERM)
+            os.kill(victim, signal.SIGCONT)  # a frozen node (`freeze`) must see its TERM
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and any(_alive(v) for v in victims):
         time.sleep(0.02)
@@ -253,6 +254,17 @@ def stop(layout: Layout, node: str, timeout: float = 5.0) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(victim, signal.SIGKILL)
     (layout.node_dir(node) / "sshd.pid").unlink(missing_ok=True)
+
+
+def freeze(layout: Layout, node: str, frozen: bool) -> None:
+    """SIGSTOP (or SIGCONT) the node's sshd and every session under it: new connections are accepted by the kernel
+    but never answered, and commands on existing connections stop answering — a hung node, not a refusing one."""
+    pid = pid_of(layout, node)
+    if pid is None:
+        return
+    for victim in [pid, *_descendants(pid)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGSTOP if frozen else signal.SIGCONT)
 
 
 def _alive(pid: int) -> bool:

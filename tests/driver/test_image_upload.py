@@ -75,6 +75,19 @@ async def test_upload_then_skip(pool: SshPool, random_image: Image) -> None:
     print(f"upload rate: {first.bytes_per_second / 1e6:.1f} MB/s")  # reported with -s
 
 
+async def test_cached_images_are_readable_by_root_only(pool: SshPool, random_image: Image) -> None:
+    directory = cache_dir()
+    result = await upload_image(pool, random_image.path, directory, expected_sha256=random_image.sha256)
+    modes = (await pool.run(f"stat -c %a {directory} {result.remote_path}")).stdout.split()
+    assert modes == ["700", "600"]
+    # A cache left open by an older version is closed again by the next upload of the image (a skip).
+    await pool.run(f"chmod 755 {directory} && chmod 644 {result.remote_path}")
+    again = await upload_image(pool, random_image.path, directory, expected_sha256=random_image.sha256)
+    assert again.skipped
+    modes = (await pool.run(f"stat -c %a {directory} {result.remote_path}")).stdout.split()
+    assert modes == ["700", "600"]
+
+
 async def test_expected_checksum_mismatch_uploads_nothing(pool: SshPool, random_image: Image) -> None:
     before = pool.stats.commands
     with pytest.raises(ImageError, match="expected"):

@@ -10,9 +10,10 @@ never even tried to touch what is not its own.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from proxnix.adapters.image_upload import UploadResult
 from proxnix.adapters.local_images import LocalImage, LocalImageError
@@ -37,6 +38,8 @@ from proxnix.proxmox.pvesh import ClusterGuest
 from proxnix.proxmox.vm_config import VmConfig
 from proxnix.reconcile.node_directory import Seen
 from proxnix.reconcile.outcome import Outcome, RetryPolicy
+
+T = TypeVar("T")
 
 GIB = 1024**3
 WALL = "2026-12-01T00:00:00Z"
@@ -270,6 +273,9 @@ class FakeNode:
 
     def invalidate(self) -> None:
         self.invalidations += 1
+
+    async def unless_down(self, work: Awaitable[T]) -> T:
+        return await work  # the fake has no liveness probe: `reachable` is checked by each call
 
     async def upload(self, image: LocalImage) -> UploadResult:
         self._client._call("upload", 0)

@@ -622,6 +622,13 @@ class SshPool:
         async with self._session():
             return self.host_key_fingerprint
 
+    async def drop_connections(self) -> None:
+        """Close the current connections (a hung one included); the pool stays usable and connects again."""
+        async with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            self._drop(conn)
+
     async def close(self) -> None:
         """Close every connection (in-flight commands fail with ConnectionLost). Idempotent."""
         async with self._lock:

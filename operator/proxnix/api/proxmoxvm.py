@@ -16,12 +16,13 @@ from proxnix.api.summarize import Readiness
 
 DISK_SLOT_PATTERN = r"^(scsi|virtio|sata|ide)[0-9]{1,2}$"
 # Where an image comes from: an absolute path on the operator's machine (nix store paths included) or an
-# http(s) URL. No whitespace, quotes or shell metacharacters in either.
-IMAGE_SOURCE_PATTERN = r"^(/[A-Za-z0-9._/+=-]+|https?://[A-Za-z0-9._~:/?#@!&'()*+,;=%-]+)$"
-# One OpenSSH public key line: type, base64 key, optional comment.
-SSH_KEY_PATTERN = (
-    r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+) [A-Za-z0-9+/=]+( [^\n\r]*)?$"
+# http(s) URL. No whitespace, quotes or shell metacharacters in either; no user:password@ in a URL (a spec is no
+# place for credentials: every reader of the object, its Events and the audit log would see them).
+IMAGE_SOURCE_PATTERN = (
+    r"^(/[A-Za-z0-9._/+=-]+|https?://[A-Za-z0-9._~:!&'()*+,;=%-]+([/?#][A-Za-z0-9._~:/?#@!&'()*+,;=%-]*)?)$"
 )
+# One OpenSSH public key line: type, base64 key, optional comment (no control characters: NUL, newline, ...).
+SSH_KEY_PATTERN = r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+) [A-Za-z0-9+/=]+( [^\x00-\x1f\x7f]*)?$"
 SshPublicKey = Annotated[str, StringConstraints(pattern=SSH_KEY_PATTERN, max_length=16384)]
 
 
@@ -125,11 +126,21 @@ class ImageSpec(ApiModel):
     source: str = Field(
         pattern=IMAGE_SOURCE_PATTERN,
         max_length=2048,
-        description="Where the image is: an absolute path (e.g. a nix store path) or an http(s) URL.",
+        description=(
+            "Where the image is: an absolute path on the operator's machine or an http(s) URL. A path is used only "
+            "if, after following symbolic links and `..`, it lies under one of the operator's image roots "
+            "(`proxnix operator --image-root`, default /nix/store); any other path is refused (condition "
+            "ImageSourceForbidden). A URL must not carry credentials (user:password@); it is downloaded once by the "
+            "operator, checked (length, qemu-img) and, when `sha256` is set, verified; an operator started with "
+            "--require-image-sha256 refuses URLs without `sha256`. A qcow2 with a backing file is refused."
+        ),
     )
     sha256: Sha256 | None = Field(
         default=None,
-        description="Expected sha256 of the image file (lowercase hex). Checked after upload; names it in the node's cache.",
+        description=(
+            "Expected sha256 of the image file (lowercase hex); recommended for URLs. Checked after download and "
+            "after upload; names it in the node's cache."
+        ),
     )
 
 

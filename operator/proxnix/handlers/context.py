@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from proxnix.adapters.kube import KubeApi
 from proxnix.reconcile.node_directory import NodeDirectory
@@ -15,6 +16,10 @@ class OperatorConfig:
 
     resync_interval: float = 30.0
     node_tick: float = 5.0
+    agent_wait_retries: int = 40
+    image_roots: tuple[Path, ...] = (Path("/nix/store"),)
+    image_cache: Path | None = None
+    require_image_sha256: bool = False
     metrics_listen: str = ""  # HOST:PORT of /metrics; empty: not served
 
 

@@ -14,12 +14,13 @@ import argparse
 import asyncio
 import logging
 import random
+from pathlib import Path
 from typing import Any
 
 import kopf
 
 from proxnix.adapters.kube import KubeApi
-from proxnix.adapters.local_images import LocalImages
+from proxnix.adapters.local_images import NIX_STORE, LocalImages
 from proxnix.api.meta import GROUP, VERSION
 from proxnix.handlers import nodes, peering, vms
 from proxnix.handlers.context import OperatorConfig, OperatorContext
@@ -61,6 +62,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--resync-interval", type=float, default=30.0, help="seconds between VM resyncs (default 30)"
+    )
+    parser.add_argument(
+        "--image-root",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="serve local images (spec.image.source paths) only from under DIR, after following links "
+        f"(repeatable; default {NIX_STORE})",
+    )
+    parser.add_argument(
+        "--require-image-sha256",
+        action="store_true",
+        help="refuse image URLs without spec.image.sha256 (condition ImageSha256Required)",
+    )
+    parser.add_argument(
+        "--image-cache",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="private folder for downloaded images (default: <tmp>/proxnix-images-<uid>, mode 0700)",
     )
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
 
@@ -104,26 +126,32 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         settings.watching.client_timeout = 330
         settings.batching.error_delays = [1, 2, 5, 10, 30, 60]
         directory = NodeDirectory()
+        memo.images = LocalImages(
+            config.image_roots, cache_dir=config.image_cache, require_url_sha256=config.require_image_sha256
+        )
         memo.ctx = OperatorContext(
-            config=config,
-            kube=memo.kube,
-            nodes=directory,
-            reconciler=VmReconciler(directory, LocalImages()),
+            config=config, kube=memo.kube, nodes=directory, reconciler=VmReconciler(directory, memo.images)
         )
         memo.node_probed = {}
+        memo.vm_resynced = {}
         memo.metrics = OperatorMetrics(directory)
         memo.metrics.watch_phases(kwargs[PHASE_INDEX])
         if config.metrics_listen:
             memo.metrics.serve(config.metrics_listen)
             log.info("metrics on http://%s/metrics", config.metrics_listen)
         memo.peering.start()
-        log.info("proxnix operator started (resync every %.0f s)", config.resync_interval)
+        log.info(
+            "proxnix operator started (resync every %.0f s; image roots %s)",
+            config.resync_interval,
+            ", ".join(str(r) for r in config.image_roots),
+        )
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: Any, **_: Any) -> None:
         await memo.peering.stop()
         ctx: OperatorContext | None = getattr(memo, "ctx", None)
         if ctx is not None:
+            memo.images.close()
             await ctx.nodes.close()
         memo.kube.close()
 
@@ -137,7 +165,13 @@ def run(args: argparse.Namespace) -> int:
     )
     for noisy in ("asyncssh", "kubernetes", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    config = OperatorConfig(resync_interval=args.resync_interval, metrics_listen=args.metrics_listen)
+    config = OperatorConfig(
+        resync_interval=args.resync_interval,
+        metrics_listen=args.metrics_listen,
+        image_roots=tuple(args.image_root) or (NIX_STORE,),
+        image_cache=args.image_cache,
+        require_image_sha256=args.require_image_sha256,
+    )
     asyncio.run(_operate(args, config))
     return 0
 

@@ -41,7 +41,8 @@ async def _probe(body: kopf.Body, memo: Any, attempt: int | None) -> None:
     else:
         ref = NodeRef(obj.namespace, obj.name, generation, spec, status)
         outcome = await probe_node(ctx.nodes, ctx.kube, ref)
-    memo.node_probed[_key(body)] = time.monotonic()
+    alive = ctx.nodes.alive(obj.namespace, obj.name)
+    memo.node_probed[_key(body)] = (time.monotonic(), alive)
     await apply_outcome(ctx.kube, obj, body.status, outcome, attempt=attempt)
 
 
@@ -69,7 +70,9 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         """Probe the node every spec.probeInterval (re-reading its Secret); the result feeds the VMs' resync.
         The status says what failed; the timer tries again at the next interval."""
         last = memo.node_probed.get(_key(body))
-        if last is not None and time.monotonic() - last < _probe_interval(spec):
+        # harden (issue 10): probe at once when the liveness verdict changed since the last probe
+        alive = memo.ctx.nodes.alive(body.metadata.namespace or "", body.metadata.name or "")
+        if last is not None and time.monotonic() - last[0] < _probe_interval(spec) and last[1] == alive:
             return
         await _probe(body, memo, None)
 

@@ -6,6 +6,7 @@ The handlers only translate: body → `VmRef` (spec validated by `proxnix.api.va
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import kopf
@@ -67,13 +68,28 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             outcome = await ctx.reconciler.reconcile(ref, max_age=0, progress=progress(ctx.kube, obj))
         await apply_outcome(ctx.kube, obj, body.status, outcome, attempt=retry)
 
-    @kopf.timer(GROUP, VERSION, PLURAL, interval=config.resync_interval, id="resync", registry=registry)
+    # harden (issue 10): the timer ticks every node_tick; a resync runs every resync_interval, or at once when the
+    # node's liveness verdict is not the one the last resync saw (a node gone or back shows within a tick).
+    tick = min(config.resync_interval, config.node_tick)
+
+    @kopf.timer(GROUP, VERSION, PLURAL, interval=tick, id="resync", registry=registry)
+    async def vm_resync_tick(body: kopf.Body, memo: Any, **_: Any) -> None:
+        """Resync when due (see above); a tick that is not due costs nothing and is not counted."""
+        ctx: OperatorContext = memo.ctx
+        uid = body.metadata.uid or ""
+        if body.metadata.get("deletionTimestamp") or ctx.reconciler.busy(uid):
+            return
+        alive = ctx.nodes.alive(body.metadata.namespace or "", str(body.spec.get("node", "")))
+        last = memo.vm_resynced.get(uid)
+        if last is not None and time.monotonic() - last[0] < config.resync_interval and last[1] == alive:
+            return
+        memo.vm_resynced[uid] = (time.monotonic(), alive)
+        await vm_resync(body=body, memo=memo)
+
     @measured("ProxmoxVM", "resync")
-    async def vm_resync(body: kopf.Body, memo: Any, **_: Any) -> None:
+    async def vm_resync(body: kopf.Body, memo: Any) -> None:
         """Re-observe from the node's cached inventory (one call per node per interval) and correct drift."""
         ctx: OperatorContext = memo.ctx
-        if body.metadata.get("deletionTimestamp") or ctx.reconciler.busy(body.metadata.uid or ""):
-            return
         try:
             ref = _ref(body)
         except InvalidSpec:
@@ -101,3 +117,4 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         await apply_outcome(ctx.kube, obj, body.status, outcome, attempt=retry)
         if outcome.done:
             ctx.reconciler.forget(ref.uid)
+            memo.vm_resynced.pop(ref.uid, None)

@@ -16,6 +16,10 @@ from proxnix.proxmox.parsing import fail, output_lines
 from proxnix.proxmox.shell import check_pattern, check_remote_path, check_sha256
 
 QCOW2_MAGIC = b"QFI\xfb"
+# qcow2 header (big endian): magic(4) version(4) backing_file_offset(8) backing_file_size(4) cluster_bits(4)
+# size(8) ... incompatible_features(8) at 72 (version 3 only). Bit 2 of the incompatible features: external data file.
+QCOW2_HEADER_BYTES = 80
+QCOW2_EXTERNAL_DATA_FILE = 1 << 2
 VMDK_MAGIC = b"KDMV"
 PARTIAL_TTL_MINUTES = 1440
 
@@ -27,6 +31,26 @@ def image_format(header: bytes) -> str:
     if header.startswith(VMDK_MAGIC):
         return "vmdk"
     return "raw"
+
+
+def qcow2_problem(header: bytes) -> str | None:
+    """Why a qcow2 header must not become a VM disk, or None. A backing file or an external data file would make
+    the node read a file the image names (any file on the node) into the VM's disk."""
+    if not header.startswith(QCOW2_MAGIC):
+        return None
+    if len(header) < 32:
+        return "truncated qcow2 header"
+    version = int.from_bytes(header[4:8], "big")
+    if version not in (2, 3):
+        return f"unsupported qcow2 version {version}"
+    if int.from_bytes(header[8:16], "big") != 0:
+        return "the qcow2 image names a backing file (refused: the node would read that file into the disk)"
+    if version == 3:
+        if len(header) < QCOW2_HEADER_BYTES:
+            return "truncated qcow2 header"
+        if int.from_bytes(header[72:80], "big") & QCOW2_EXTERNAL_DATA_FILE:
+            return "the qcow2 image uses an external data file (refused)"
+    return None
 
 
 def cached_name(sha256: str, fmt: str) -> str:
@@ -46,13 +70,15 @@ def join(cache_dir: str, name: str) -> str:
 
 
 def probe_script(cache_dir: str, final_name: str) -> str:
-    """Create the cache folder, sweep stale partials, and report `present <size>` or `absent` for the image."""
+    """Create the cache folder and keep it (and a cached image) readable by root only (also for folders and files
+    made by older versions), sweep stale partials, and report `present <size>` or `absent` for the image."""
     d = shlex.quote(check_remote_path(cache_dir))
     f = shlex.quote(join(cache_dir, final_name))
     return (
-        f"mkdir -p -- {d} && "
+        f"mkdir -p -m 0700 -- {d} && chmod 0700 -- {d} && "
         f"find {d} -maxdepth 1 -type f -name '.*.partial-*' -mmin +{PARTIAL_TTL_MINUTES} -delete 2>/dev/null; "
-        f"if [ -f {f} ]; then printf 'present %s\\n' \"$(stat -c %s -- {f})\"; else echo absent; fi"
+        f"if [ -f {f} ]; then chmod 0600 -- {f}; printf 'present %s\\n' \"$(stat -c %s -- {f})\"; "
+        "else echo absent; fi"
     )
 
 
@@ -69,7 +95,8 @@ def parse_probe(stdout: str, *, command: str = "image probe") -> int | None:
 
 
 def finalize_script(partial_path: str, final_path: str, sha256: str) -> str:
-    """Verify the uploaded partial file's sha256 on the node; rename it into place if it matches, else delete it.
+    """Verify the uploaded partial file's sha256 on the node; make it readable by root only and rename it into place
+    if it matches, else delete it.
 
     Prints `ok` or `mismatch <actual>`.
     """
@@ -78,7 +105,7 @@ def finalize_script(partial_path: str, final_path: str, sha256: str) -> str:
     s = check_sha256(sha256)
     return (
         f"sum=$(sha256sum -- {p}) || exit 1; set -- $sum; "
-        f'if [ "$1" = {s} ]; then mv -f -- {p} {f} && echo ok; else rm -f -- {p}; echo "mismatch $1"; fi'
+        f'if [ "$1" = {s} ]; then chmod 0600 -- {p} && mv -f -- {p} {f} && echo ok; else rm -f -- {p}; echo "mismatch $1"; fi'
     )
 
 

@@ -57,6 +57,10 @@ NODE_TRANSIENT = RetryPolicy("Transient", 10)
 """A lock, a timeout, a busy node: clears by itself."""
 IMAGE_NOT_READY = RetryPolicy("ImageNotReady", 30)
 """The image file is not (yet) readable on the operator's side."""
+IMAGE_DOWNLOADING = RetryPolicy("ImageDownloading", 5)
+"""The image URL is still downloading (in the background; the reconcile does not wait for it)."""
+INTERNAL_ERROR = RetryPolicy("InternalError", 60)
+"""An unexpected error (a bug): reported as a condition, tried again after a minute."""
 AGENT_WAIT = RetryPolicy("AgentWait", 3, max_attempts=40)
 """A started VM's guest agent does not answer yet (booting): poll, for two minutes at most."""
 NODE_PROBE_FAILED = RetryPolicy("NodeProbeFailed", 15)

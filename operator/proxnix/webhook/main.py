@@ -1,6 +1,7 @@
 """`proxnix webhook`: the command-line entry point of the push-webhook sidecar.
 
-Parses `--listen HOST:PORT`, `--namespace NS|all`, `--insecure-allow-unsigned` and friends, loads the Kubernetes
+Parses `--listen HOST:PORT`, `--namespace NS|all`, `--insecure-allow-unsigned`, `--idle-timeout` (request headers and
+keep-alive idle), `--body-timeout` and friends, loads the Kubernetes
 configuration (`--kubeconfig`, in-cluster, or `$KUBECONFIG`), serves until SIGTERM or SIGINT, then shuts down
 gracefully: the listener closes, requests in flight get up to `--shutdown-timeout` seconds to finish (their patches
 included), then the index loop stops and the API client closes. Exit status 0; 2 if the configuration cannot load.
@@ -17,7 +18,7 @@ from aiohttp import web
 
 from proxnix.adapters.kube import KubeApi, KubeError
 from proxnix.webhook import logs
-from proxnix.webhook.app import DEFAULT_MAX_BODY
+from proxnix.webhook.app import DEFAULT_BODY_TIMEOUT_S, DEFAULT_IDLE_TIMEOUT_S, DEFAULT_MAX_BODY, make_runner
 from proxnix.webhook.sidecar import create_sidecar
 
 log = logging.getLogger("proxnix.webhook")
@@ -57,6 +58,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--context", default=None, help="kubeconfig context")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY, help="larger bodies get 413")
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=DEFAULT_IDLE_TIMEOUT_S,
+        help="seconds a connection may take to send its request headers, or idle between requests",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        default=DEFAULT_BODY_TIMEOUT_S,
+        help="seconds a request body may take after the headers (else 408)",
+    )
     parser.add_argument("--resync-seconds", type=float, default=30.0, help="full GitRepo re-list period")
     parser.add_argument(
         "--miss-seconds", type=float, default=1.0, help="minimum spacing of re-lists on a miss"
@@ -85,6 +98,7 @@ async def serve(args: argparse.Namespace) -> int:
         namespace=namespace,
         insecure=args.insecure_allow_unsigned,
         max_body_bytes=args.max_body_bytes,
+        body_timeout_s=args.body_timeout,
         resync_interval=args.resync_seconds,
         miss_interval=args.miss_seconds,
     )
@@ -92,7 +106,9 @@ async def serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    runner = web.AppRunner(sidecar.app, shutdown_timeout=args.shutdown_timeout, access_log=None)
+    runner = make_runner(
+        sidecar.app, idle_timeout_s=args.idle_timeout, shutdown_timeout_s=args.shutdown_timeout
+    )
     await runner.setup()
     try:
         host, port = args.listen

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from proxnix.webhook.app import DEFAULT_MAX_BODY, build_app
+from proxnix.webhook.app import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY, build_app
 from proxnix.webhook.index import GitRepoIndex, SecretCache
 from proxnix.webhook.metrics import Metrics
 from proxnix.webhook.service import PushService
@@ -38,6 +38,7 @@ def create_sidecar(
     namespace: str | None = None,
     insecure: bool = False,
     max_body_bytes: int = DEFAULT_MAX_BODY,
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
     resync_interval: float = 30.0,
     miss_interval: float = 1.0,
     secret_ttl: float = 10.0,
@@ -57,7 +58,7 @@ def create_sidecar(
         store, namespace, resync_interval=resync_interval, miss_interval=miss_interval, on_list=on_list
     )
     service = PushService(store, index, secrets, insecure=insecure, namespace=namespace)
-    app = build_app(service, index, metrics, max_body_bytes=max_body_bytes)
+    app = build_app(service, index, metrics, max_body_bytes=max_body_bytes, body_timeout_s=body_timeout_s)
 
     async def run_index(_: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(index.run(), name="gitrepo-index")

@@ -6,8 +6,8 @@ every safety rule is tested without a server.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Protocol
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import Protocol, TypeVar
 
 from proxnix.adapters.image_upload import UploadResult
 from proxnix.adapters.local_images import LocalImage
@@ -22,6 +22,8 @@ from proxnix.proxmox.inventory import NodeInventory
 from proxnix.proxmox.ownership import Owner
 from proxnix.proxmox.vm_config import VmConfig
 from proxnix.reconcile.node_directory import Seen
+
+T = TypeVar("T")
 
 
 class VmClient(Protocol):
@@ -93,6 +95,11 @@ class VmNode(Protocol):
     def invalidate(self) -> None: ...
 
     async def upload(self, image: LocalImage) -> UploadResult: ...
+
+    async def unless_down(self, work: Awaitable[T]) -> T:
+        """`work`'s result, or NodeUnreachable as soon as the node's liveness probe finds it down (`work` is
+        then cancelled)."""
+        ...
 
 
 class VmNodes(Protocol):

@@ -14,6 +14,7 @@ made before it, with the failure as the problem — never a mix of views.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 
 from proxnix.adapters.local_images import LocalImageError
@@ -26,7 +27,9 @@ from proxnix.proxmox.plan import ActionKind
 from proxnix.reconcile.node_directory import Seen
 from proxnix.reconcile.outcome import (
     AGENT_WAIT,
+    IMAGE_DOWNLOADING,
     IMAGE_NOT_READY,
+    INTERNAL_ERROR,
     NODE_NOT_READY,
     NODE_TRANSIENT,
     NODE_UNREACHABLE,
@@ -41,6 +44,8 @@ from proxnix.reconcile.vm.delete import delete_vm
 from proxnix.reconcile.vm.ports import Images, VmNode, VmNodes
 from proxnix.reconcile.vm.ref import VmRef
 from proxnix.reconcile.vm.status import VmFacts, build_status, progress_status
+
+log = logging.getLogger(__name__)
 
 # How old an inventory may be before the operator acts on it (a plan with actions is re-made on a fresh view).
 ACT_MAX_AGE_S = 1.0
@@ -105,11 +110,17 @@ class VmReconciler:
         run = _Run()
         async with self.lock_for(vm.uid):
             try:
-                await self._steps(vm, node, run, max_age=max_age, drift=drift, progress=progress)
+                # harden (issue 10): everything done on the node is abandoned as soon as it stops answering
+                await node.unless_down(
+                    self._steps(vm, node, run, max_age=max_age, drift=drift, progress=progress)
+                )
             except LocalImageError as exc:
-                run.problem = Problem("ImageUnavailable", str(exc), stalled=exc.permanent)
+                # harden (issue 10): the reason says which (ImageSourceForbidden, ImageDownloading, ...); a download
+                # in progress is looked at again soon, without holding this VM's lock meanwhile.
+                run.problem = Problem(exc.reason, str(exc), stalled=exc.permanent)
                 if not exc.permanent:
-                    run.retry = Retry(IMAGE_NOT_READY, str(exc))
+                    policy = IMAGE_DOWNLOADING if exc.reason == "ImageDownloading" else IMAGE_NOT_READY
+                    run.retry = Retry(policy, str(exc))
             except (NodeUnreachable, ConnectionLost) as exc:
                 run.unreachable = True
                 run.problem = Problem("NodeUnreachable", short(exc), unknown=True)
@@ -120,6 +131,13 @@ class VmReconciler:
             except PermanentError as exc:
                 run.problem = Problem(type(exc).__name__, short(exc), stalled=True)
                 run.events.append(Event("Warning", type(exc).__name__, short(exc)))
+            # harden (issue 10): a bug becomes a condition (its traceback in the log), not a silent traceback loop
+            except Exception as exc:
+                log.exception("%s/%s: unexpected error in reconcile", vm.namespace, vm.name)
+                message = f"unexpected {type(exc).__name__}: {short(exc)} (see the operator log)"
+                run.problem = Problem("InternalError", message)
+                run.retry = Retry(INTERNAL_ERROR, message)
+                run.events.append(Event("Warning", "InternalError", message))
         return self._report(vm, self._facts(vm, node.node_name, run), run, drift=drift)
 
     async def _steps(

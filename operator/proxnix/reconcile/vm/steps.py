@@ -128,7 +128,7 @@ async def _image_for_plan(
         if exc.permanent or observed is None or not observed.ownership.owned_by(vm.uid):
             raise
         size = int((observed.disk_gib or 0) * 1024**3)
-        return observed.ownership.image_sha256, size, Problem("ImageUnavailable", str(exc), stalled=False)
+        return observed.ownership.image_sha256, size, Problem(exc.reason, str(exc), stalled=False)
     return image.sha256, image.virtual_size_bytes, None
 
 
@@ -170,7 +170,9 @@ async def act(
             if action.kind not in (ActionKind.SET, ActionKind.RESIZE):
                 agent.forget(vm.uid)  # addresses change with the guest's life
         took = time.monotonic() - started
-        prefix = "drift: " if drift else ""
+        # harden (issue 10): the first creation of a VM is not drift, even when a resync does it.
+        first_create = action.kind == ActionKind.CREATE and not provisioned(vm.status)
+        prefix = "drift: " if drift and not first_create else ""
         events.append(
             Event(
                 "Normal",
