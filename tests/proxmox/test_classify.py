@@ -103,3 +103,11 @@ def test_task_error_on_stdout_only_and_empty() -> None:
 
 def test_message_is_bounded() -> None:
     assert len(summarize("x" * 5000)) <= 500
+
+
+def test_a_vmid_conflict_has_the_reason_the_plan_uses() -> None:
+    """One spelling per problem: found by the plan or refused by the node, a taken VMID reads VMIDConflict."""
+    from proxnix.proxmox.plan import BlockReason
+
+    assert e.VmidConflict("taken").reason == BlockReason.VMID_CONFLICT == "VMIDConflict"
+    assert e.VmLocked("locked").reason == "VmLocked"

@@ -45,6 +45,12 @@ class ProxmoxError(Exception):
         self.exit_status = exit_status
         self.stderr = stderr
 
+    @property
+    def reason(self) -> str:
+        """The CamelCase reason a condition or Event shows for this error (the class name unless it says otherwise;
+        one spelling per problem, whether the plan or the node found it)."""
+        return type(self).__name__
+
     def __str__(self) -> str:
         where = f" on node {self.node}" if self.node else ""
         what = f" ({self.command})" if self.command else ""
@@ -143,6 +149,10 @@ class VmidConflict(PermanentError):
         super().__init__(message, **kwargs)
         self.vmid = vmid
         self.other_node = other_node
+
+    @property
+    def reason(self) -> str:
+        return "VMIDConflict"  # as the plan reports a VMID held by another VM
 
 
 class VmNotFound(PermanentError):

@@ -108,7 +108,7 @@ async def probe(
             status.pve_version = await handle.read_version()
         handle.learn_version(status.pve_version)
     except ProxmoxError as exc:
-        problem = Problem(type(exc).__name__, short(exc), stalled=isinstance(exc, PermanentError))
+        problem = Problem(exc.reason, short(exc), stalled=isinstance(exc, PermanentError))
         status.reachable = False
         status.conditions = set_condition(
             status.conditions,

@@ -79,7 +79,7 @@ async def delete_vm(nodes: VmNodes, vm: VmRef) -> Outcome:
         node.invalidate()
     except (NotOwned, ProtectionEnabled) as exc:
         # The driver's own guard refused: keep the VM and let the object go.
-        return Outcome(events=[Event("Warning", type(exc).__name__, f"VM {vmid} kept: {short(exc)}")])
+        return Outcome(events=[Event("Warning", exc.reason, f"VM {vmid} kept: {short(exc)}")])
     except ProxmoxError as exc:
         # Anything else (a lost connection, a lock, a credential problem) may clear: keep the finalizer.
         return Outcome(done=False, retry=Retry(DELETE_FAILED, short(exc)))

@@ -126,11 +126,11 @@ class VmReconciler:
                 run.problem = Problem("NodeUnreachable", short(exc), unknown=True)
                 run.retry = Retry(NODE_UNREACHABLE, short(exc))
             except TransientError as exc:
-                run.problem = Problem(type(exc).__name__, short(exc))
+                run.problem = Problem(exc.reason, short(exc))
                 run.retry = Retry(NODE_TRANSIENT, short(exc))
             except PermanentError as exc:
-                run.problem = Problem(type(exc).__name__, short(exc), stalled=True)
-                run.events.append(Event("Warning", type(exc).__name__, short(exc)))
+                run.problem = Problem(exc.reason, short(exc), stalled=True)
+                run.events.append(Event("Warning", exc.reason, short(exc)))
             # harden (issue 10): a bug becomes a condition (its traceback in the log), not a silent traceback loop
             except Exception as exc:
                 log.exception("%s/%s: unexpected error in reconcile", vm.namespace, vm.name)

@@ -263,7 +263,7 @@ async def read_agent(
     except AgentNotRunning as exc:
         return AgentReading(("False", "AgentNotRunning", short(exc)), waiting=True)
     except ProxmoxError as exc:
-        return AgentReading(("Unknown", type(exc).__name__, short(exc)))
+        return AgentReading(("Unknown", exc.reason, short(exc)))
     addresses = routable_addresses(interfaces)
     cache.seen[vm.uid] = (time.monotonic(), addresses)
     return AgentReading(("True", "AgentRunning", "the guest agent answers"), addresses)
