@@ -63,6 +63,8 @@ def exported_names(registry: CollectorRegistry) -> set[str]:
         ("cat /etc/pve/qemu-server/100.conf", "cat"),
         ("set -e; mkdir -p /x && mv a b", "script"),
         ("qm 'create; rm -rf /'", "qm"),
+        ("qm create 131 --tags 'proxnix;nix-abc' --description 'owner: a\nline;'", "qm create"),
+        ("qm list | grep x", "script"),
         ("", "script"),
         ("'unbalanced", "script"),
     ],

@@ -112,10 +112,13 @@ def command_kind(command: str) -> str:
     """A short, bounded label of what a remote command does, for metrics: `qm create`, `pvesh get`, `cat`, or
     `script` for a compound shell command (the inventory, the image-cache scripts)."""
     try:
-        words = shlex.split(command)
+        lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        words = list(lexer)
     except ValueError:
         return "script"
-    if not words or any(w in {";", "&&", "||", "|"} or w.endswith(";") for w in words):
+    # Unquoted operators come out as tokens of their own (`;`, `&&`, `|`, ...); quoted ones stay inside words.
+    if not words or any(w and set(w) <= set("();<>|&") for w in words):
         return "script"
     program = words[0].rsplit("/", 1)[-1]
     if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", program):
