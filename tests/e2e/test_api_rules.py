@@ -113,6 +113,7 @@ def _without_secret_get(role: dict[str, Any]) -> dict[str, Any]:
     for rule in role["rules"]:
         if "secrets" in rule["resources"]:
             rule["verbs"] = [v for v in rule["verbs"] if v != "get"]
+    role["rules"] = [rule for rule in role["rules"] if rule["verbs"]]  # a rule with no verb left is refused
     role["metadata"] = {"name": role["metadata"]["name"], "namespace": role["metadata"]["namespace"]}
     return role
 

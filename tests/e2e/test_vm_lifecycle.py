@@ -185,7 +185,7 @@ def test_metrics_count_what_the_operator_did(sandbox: Sandbox, image: Path) -> N
             text = rsp.read().decode()
         return {
             m.group(1): float(m.group(2))
-            for m in re.finditer(r"^(proxnix_[^ ]+) ([0-9.e+-]+)$", text, re.MULTILINE)
+            for m in re.finditer(r"^(proxnix_[a-z_]+(?:\{[^}]*\})?) ([0-9.e+-]+)$", text, re.MULTILINE)
         }
 
     samples = sb.wait_for(
@@ -200,7 +200,9 @@ def test_metrics_count_what_the_operator_did(sandbox: Sandbox, image: Path) -> N
         for k, v in samples.items()
         if k.startswith("proxnix_node_commands_total") and 'command="qm create"' in k
     ]
-    assert sum(creates) >= 1
+    assert sum(creates) >= 1, sorted(
+        k for k in samples if k.startswith("proxnix_node_commands")
+    )  # label values have spaces
     uploads = [v for k, v in samples.items() if k.startswith("proxnix_image_upload_bytes_total")]
     assert sum(uploads) > 0
     assert any(k.startswith("proxnix_node_ssh_sessions_in_use") for k in samples)
