@@ -9,6 +9,7 @@ never even tried to touch what is not its own.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import TypeVar
 
 from proxnix.adapters.image_upload import UploadResult
 from proxnix.adapters.local_images import LocalImage, LocalImageError
+from proxnix.adapters.node_liveness import Liveness
 from proxnix.adapters.proxmox_client import ImportMethod
 from proxnix.api.proxmoxnode import ProxmoxNodeSpec
 from proxnix.proxmox import commands
@@ -27,6 +29,7 @@ from proxnix.proxmox.disk_import import ImportedDisk
 from proxnix.proxmox.errors import (
     AgentNotRunning,
     NodeUnreachable,
+    PermanentError,
     ProtectionEnabled,
     ProxmoxError,
     VmNotFound,
@@ -36,7 +39,7 @@ from proxnix.proxmox.inventory import NodeInventory, VmObservation
 from proxnix.proxmox.ownership import Owner, config_ownership, marker_description, require_owned
 from proxnix.proxmox.pvesh import ClusterGuest
 from proxnix.proxmox.vm_config import VmConfig
-from proxnix.reconcile.node_directory import Seen
+from proxnix.reconcile.node_directory import Seen, unreachable
 from proxnix.reconcile.outcome import Outcome, RetryPolicy
 
 T = TypeVar("T")
@@ -112,6 +115,12 @@ class FakeClient:
         failure = self._node.fail_on.get(what)
         if failure is not None:
             raise failure
+
+    async def _hang(self, what: str) -> None:
+        """A call the node never answers (it froze): waits until cancelled."""
+        if what in self._node.hang_on:
+            self._node.hanging.set()
+            await asyncio.Event().wait()
 
     async def create_vm(
         self,
@@ -200,6 +209,7 @@ class FakeClient:
 
     async def guest_interfaces(self, vmid: int) -> list[GuestInterface]:
         self._call("agent", vmid)
+        await self._hang("agent")
         if not self._node.agent_addresses:
             raise AgentNotRunning("QEMU guest agent is not running", node=self._node.node_name)
         addresses = tuple(
@@ -231,6 +241,36 @@ class FakeNode:
     version: str = "8.3.0"
     connected_before: bool = False
     trusted_fingerprint: str = ""
+    hang_on: set[str] = field(default_factory=set)  # calls that never answer (a frozen node): "agent"
+    hanging: asyncio.Event = field(default_factory=asyncio.Event)  # set when a call started hanging
+    liveness: Liveness | None = None  # the liveness probe's verdict (None: no probe)
+    _down: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def go_down(
+        self,
+        since: str,
+        reason: str = "no answer to 2 pings within 5 s",
+        permanent: type[PermanentError] | None = None,
+    ) -> None:
+        """The liveness probe finds the node down (work in progress on it is abandoned); `permanent`: the error
+        class of a cause that cannot pass by itself (a host key mismatch)."""
+        self.liveness = Liveness(False, since, reason, permanent)
+        self._down.set()
+
+    async def unless_down(self, work: Awaitable[T]) -> T:
+        """As `NodeHandle.unless_down`: `work` is cancelled when the node goes down first (`go_down`); without it
+        (`reachable` False) each call raises by itself."""
+        task = asyncio.ensure_future(work)
+        down = asyncio.ensure_future(self._down.wait())
+        try:
+            done, _ = await asyncio.wait({task, down}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            down.cancel()
+        if task in done:
+            return task.result()
+        task.cancel()
+        assert self.liveness is not None
+        raise unreachable(self.node_name, self.liveness)
 
     def __post_init__(self) -> None:
         self._client = FakeClient(self)
@@ -259,6 +299,8 @@ class FakeNode:
 
     async def observe(self, max_age: float = 0.0) -> Seen:
         self.calls.append(("observe", 0))
+        if self.liveness is not None and self.liveness.alive is False:
+            raise unreachable(self.node_name, self.liveness)
         if not self.reachable:
             raise NodeUnreachable(
                 f"ssh: connect to host {self.spec.host}: Connection refused", node=self.node_name
@@ -273,9 +315,6 @@ class FakeNode:
 
     def invalidate(self) -> None:
         self.invalidations += 1
-
-    async def unless_down(self, work: Awaitable[T]) -> T:
-        return await work  # the fake has no liveness probe: `reachable` is checked by each call
 
     async def upload(self, image: LocalImage) -> UploadResult:
         self._client._call("upload", 0)

@@ -89,7 +89,7 @@ class NodeHandle:
     def require_alive(self) -> None:
         state = self.alive()
         if state is not None and state.alive is False:
-            raise _unreachable(self.node_name, state)
+            raise unreachable(self.node_name, state)
 
     async def unless_down(self, work: Awaitable[T]) -> T:
         """Run `work`; if the node goes down first, cancel it and raise NodeUnreachable at once (a call hanging on
@@ -117,7 +117,7 @@ class NodeHandle:
             return task.result()
         if cancel:
             task.cancel()
-        raise _unreachable(self.node_name, down.result())
+        raise unreachable(self.node_name, down.result())
 
     async def inventory(self, max_age: float = 0.0) -> NodeInventory:
         return (await self.observe(max_age)).inventory
@@ -170,7 +170,7 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
         task.exception()
 
 
-def _unreachable(node: str, state: Liveness) -> ProxmoxError:
+def unreachable(node: str, state: Liveness) -> ProxmoxError:
     """The error to raise for a node found down: NodeUnreachable, or the permanent error (a host key mismatch,
     a refused key) that keeps it down, so that its condition names the cause to fix."""
     since = f" since {state.since}" if state.since else ""

@@ -22,7 +22,14 @@ from proxnix.api.conditions import ConditionType, find_condition
 from proxnix.api.meta import ANNOTATION_REQUESTED_AT
 from proxnix.api.proxmoxvm import READINESS, Phase, ProxmoxVMStatus
 from proxnix.api.summarize import Problem, summarize
-from proxnix.proxmox.errors import ConnectionLost, NodeUnreachable, PermanentError, TransientError
+from proxnix.proxmox.errors import (
+    AuthenticationFailed,
+    ConnectionLost,
+    HostKeyMismatch,
+    NodeUnreachable,
+    PermanentError,
+    TransientError,
+)
 from proxnix.proxmox.plan import ActionKind
 from proxnix.reconcile.node_directory import Seen
 from proxnix.reconcile.outcome import (
@@ -125,6 +132,12 @@ class VmReconciler:
                 run.unreachable = True
                 run.problem = Problem("NodeUnreachable", short(exc), unknown=True)
                 run.retry = Retry(NODE_UNREACHABLE, short(exc))
+            except (HostKeyMismatch, AuthenticationFailed) as exc:
+                # The node cannot be reached until its key is fixed: the VM's state is unknown (not Failed, not
+                # its last good state), and the cause keeps its name.
+                run.unreachable = True
+                run.problem = Problem(exc.reason, short(exc), stalled=True, unknown=True)
+                run.events.append(Event("Warning", exc.reason, short(exc)))
             except TransientError as exc:
                 run.problem = Problem(exc.reason, short(exc))
                 run.retry = Retry(NODE_TRANSIENT, short(exc))
