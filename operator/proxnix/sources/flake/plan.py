@@ -138,7 +138,8 @@ def _image_sha(spec: Mapping[str, Any]) -> str | None:
     return image.get("sha256") if isinstance(image, Mapping) else None
 
 
-def _owner_description(existing: Existing) -> str:
+def owner_description(existing: Existing) -> str:
+    """Who controls a ProxmoxVM, for a message."""
     ref = existing.controller()
     if ref is None:
         return "not created by a GitRepo"
@@ -166,7 +167,7 @@ def _plan_desired(plan: Plan, obj: dict[str, Any], existing: Existing | None, ow
         return
     if not (existing.owned_by(owner) or existing.adoptable()):
         plan.blocked[name] = (
-            f"a ProxmoxVM of this name exists and is {_owner_description(existing)}; not overwritten"
+            f"a ProxmoxVM of this name exists and is {owner_description(existing)}; not overwritten"
         )
         return
     current = _normalized(existing.spec)
