@@ -14,7 +14,10 @@ timer asks `due` on every tick.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from proxnix.adapters.kube import KubeError
@@ -38,6 +41,8 @@ from proxnix.reconcile.outcome import (
 )
 from proxnix.sources.flake.nix_commands import FlakeRef
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class _Run:
@@ -50,6 +55,16 @@ class _Run:
     events: list[Event] = field(default_factory=list)
     problem: Problem | None = None
     retry: Retry | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def timed(self, step: str) -> Iterator[None]:
+        """Record how long a step took (logged once the reconcile is done: fetch/eval/build/apply)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[step] = time.perf_counter() - start
 
 
 class GitRepoReconciler:
@@ -98,6 +113,11 @@ class GitRepoReconciler:
                 run.problem = Problem("KubernetesError", short(exc))
                 run.retry = Retry(APPLY_FAILED, run.problem.message)
             self._schedule(ref, run)
+        steps_taken = ", ".join(f"{step} {seconds:.3f} s" for step, seconds in run.timings.items())
+        outcome = run.problem.reason if run.problem is not None else "ok"
+        log.info(
+            "gitrepo %s/%s %s: %s (%s)", ref.namespace, ref.name, run.revision[:12], steps_taken, outcome
+        )
         return self._report(ref, run)
 
     async def _steps(self, ref: GitRepoRef, run: _Run, progress: Progress | None) -> None:
@@ -107,8 +127,9 @@ class GitRepoReconciler:
 
         status = run.status
         await announce(GitRepoProgress.FETCHING, f"fetching {ref.spec.url}")
-        creds = await steps.credentials(self.cluster, ref, status)
-        fetched = await steps.fetch(self.source, ref, creds, status)
+        with run.timed("fetch"):
+            creds = await steps.credentials(self.cluster, ref, status)
+            fetched = await steps.fetch(self.source, ref, creds, status)
         run.revision = fetched.revision
         built = self._built.get(ref.uid)
         if built is None or (built.revision, built.flake_path) != (fetched.revision, ref.spec.flake_path):
@@ -119,15 +140,20 @@ class GitRepoReconciler:
                 ref.key, fetched.revision, url=ref.spec.url, credentials=creds, submodules=ref.spec.submodules
             ) as folder:
                 flake = FlakeRef(str(folder), ref.spec.flake_path)
-                evaluated = await steps.evaluate(self.builder, flake, ref, fetched.revision, world, status)
+                with run.timed("eval"):
+                    evaluated = await steps.evaluate(
+                        self.builder, flake, ref, fetched.revision, world, status
+                    )
                 await announce(GitRepoProgress.BUILDING, f"building {len(evaluated.probes)} images of {sha}")
-                built = await steps.build(self.builder, flake, ref, fetched.revision, evaluated, status)
+                with run.timed("build"):
+                    built = await steps.build(self.builder, flake, ref, fetched.revision, evaluated, status)
             self._built[ref.uid] = built
-        todo = await steps.plan(self.cluster, ref, built, status)
-        if todo.has_actions:
-            await announce(GitRepoProgress.APPLYING, f"applying {report.short_sha(fetched.revision)}")
-        await steps.apply(self.cluster, ref, todo, fetched.revision, status)
-        await steps.prune(self.cluster, ref, todo, fetched.revision, status)
+        with run.timed("apply"):
+            todo = await steps.plan(self.cluster, ref, built, status)
+            if todo.has_actions:
+                await announce(GitRepoProgress.APPLYING, f"applying {report.short_sha(fetched.revision)}")
+            await steps.apply(self.cluster, ref, todo, fetched.revision, status)
+            await steps.prune(self.cluster, ref, todo, fetched.revision, status)
         first = ref.status.last_applied_revision != fetched.revision
         run.applied_message = report.applied(
             status, ref.generation, fetched, built.images, todo.summary(fetched.revision)
