@@ -175,6 +175,8 @@ async def test_ready_once_every_owned_proxmoxvm_is_ready_for_its_generation(worl
     assert world.cond("Ready") == ("True", "Succeeded")
     assert world.cond("Reconciling") == ("False", "Succeeded")
     assert outcome.events == []  # the same revision again: no second Applied Event
+    assert world.status.last_plan is not None
+    assert world.status.last_plan.created == FLEET  # the plan that applied it, not the re-check's
     assert world.cluster.writes == [("create", "db01"), ("create", "web01"), ("create", "web02")]
 
 
@@ -478,3 +480,48 @@ async def test_a_prune_over_the_limit_is_held_until_its_revision_is_confirmed(wo
     await world.reconcile(confirm_prune=empty)
     assert world.cluster.writes == [("delete", "db01"), ("delete", "web01")]  # web02 is protected
     assert world.status.last_applied_revision == empty
+
+
+# --- one reconcile at a time ----------------------------------------------------------------------------------------
+
+
+async def test_a_reconcile_that_waited_starts_from_the_status_the_previous_one_reported(world: World) -> None:
+    world.push(fleet())
+    stale = world.ref()  # read before the first reconcile wrote its status
+    await world.reconcile()
+    again = await world.reconciler.reconcile(stale)
+    assert again.events == []  # not "applied" a second time
+    assert isinstance(again.status, GitRepoStatus)
+    assert again.status.last_plan is not None
+    assert again.status.last_plan.created == FLEET
+
+
+async def test_the_timer_skips_a_gitrepo_reconciled_while_it_waited(world: World) -> None:
+    world.push(fleet())
+    await world.reconcile()
+    calls = len(world.source.calls)
+    skipped = await world.reconciler.reconcile(world.ref(), when_due=True)
+    assert (skipped.status, skipped.events) == (None, [])
+    assert len(world.source.calls) == calls
+
+
+async def test_pushes_during_a_build_are_not_lost_and_only_the_newest_is_built_next(world: World) -> None:
+    first = world.push(fleet())
+    second = world.push(fleet(web01={"memory_mb": 2500}))
+    newest = world.push(fleet(web01={"memory_mb": 3072}))
+    world.source.push("main", first)  # the head when the first reconcile fetches
+    original_build = world.builder.build
+
+    async def build_while_pushed(*args: Any, **kwargs: Any) -> Any:
+        world.source.push("main", second)  # two pushes land while nix builds
+        world.source.push("main", newest)
+        return await original_build(*args, **kwargs)
+
+    world.builder.build = build_while_pushed  # type: ignore[method-assign]
+    await world.reconcile()
+    assert world.status.last_applied_revision == first
+    world.builder.build = original_build  # type: ignore[method-assign]
+    await world.reconcile()  # the run kopf makes for the newer webhook annotations
+    assert world.status.last_applied_revision == newest
+    assert world.builder.builds() == [first, newest]  # the intermediate commit is skipped, not queued
+    assert world.spec_of("web01")["memoryMiB"] == 3072

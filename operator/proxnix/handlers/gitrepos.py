@@ -57,7 +57,9 @@ def _ref(body: kopf.Body) -> GitRepoRef:
     )
 
 
-async def _reconcile(body: kopf.Body, ctx: OperatorContext, attempt: int | None) -> None:
+async def _reconcile(
+    body: kopf.Body, ctx: OperatorContext, attempt: int | None, *, when_due: bool = False
+) -> None:
     obj = _obj(body)
     try:
         ref = _ref(body)
@@ -66,7 +68,7 @@ async def _reconcile(body: kopf.Body, ctx: OperatorContext, attempt: int | None)
     else:
         if ref.spec.suspend:
             return
-        outcome = await ctx.gitrepos.reconcile(ref, progress=progress(ctx.kube, obj))
+        outcome = await ctx.gitrepos.reconcile(ref, progress=progress(ctx.kube, obj), when_due=when_due)
     await apply_outcome(ctx.kube, obj, body.status, outcome, attempt=attempt)
 
 
@@ -87,7 +89,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         uid = body.metadata.uid or ""
         if body.metadata.get("deletionTimestamp") or ctx.gitrepos.busy(uid) or not ctx.gitrepos.due(uid):
             return
-        await _reconcile(body, ctx, None)
+        await _reconcile(body, ctx, None, when_due=True)
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, id="orphan-or-delete", registry=registry)
     async def gitrepo_deleted(body: kopf.Body, memo: Any, retry: int, **_: Any) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator
@@ -77,6 +78,7 @@ class GitRepoReconciler:
         self._locks: dict[str, asyncio.Lock] = {}
         self._built: dict[str, steps.Built] = {}
         self._due: dict[str, float] = {}
+        self._reported: dict[str, GitRepoStatus] = {}
 
     def lock_for(self, uid: str) -> asyncio.Lock:
         """The lock that serialises everything done for one GitRepo (change handlers, timer, delete)."""
@@ -97,13 +99,25 @@ class GitRepoReconciler:
         self._locks.pop(uid, None)
         self._built.pop(uid, None)
         self._due.pop(uid, None)
+        self._reported.pop(uid, None)
 
     # --- reconcile --------------------------------------------------------------------------------------------------
 
-    async def reconcile(self, ref: GitRepoRef, *, progress: Progress | None = None) -> Outcome:
-        """Fetch the followed ref's head; evaluate and build it unless already done; apply, prune; report."""
-        run = _Run(status=report.begin(ref))
+    async def reconcile(
+        self, ref: GitRepoRef, *, progress: Progress | None = None, when_due: bool = False
+    ) -> Outcome:
+        """Fetch the followed ref's head; evaluate and build it unless already done; apply, prune; report.
+
+        `when_due` (the timer): only if the GitRepo is still due once its turn comes (a change handler may have
+        reconciled it meanwhile); otherwise nothing is done and the Outcome is empty. A reconcile that waited for
+        another starts from the status that one reported, not from the older one its caller read."""
         async with self.lock_for(ref.uid):
+            if when_due and not self.due(ref.uid):
+                return Outcome()
+            last = self._reported.get(ref.uid)
+            if last is not None and last.observed_generation <= ref.generation:
+                ref = dataclasses.replace(ref, status=last)
+            run = _Run(status=report.begin(ref))
             try:
                 await self._steps(ref, run, progress)
             except steps.StepFailed as exc:
@@ -113,12 +127,12 @@ class GitRepoReconciler:
                 run.problem = Problem("KubernetesError", short(exc))
                 run.retry = Retry(APPLY_FAILED, run.problem.message)
             self._schedule(ref, run)
+            outcome = self._report(ref, run)
+            self._reported[ref.uid] = run.status.model_copy(deep=True)
         steps_taken = ", ".join(f"{step} {seconds:.3f} s" for step, seconds in run.timings.items())
-        outcome = run.problem.reason if run.problem is not None else "ok"
-        log.info(
-            "gitrepo %s/%s %s: %s (%s)", ref.namespace, ref.name, run.revision[:12], steps_taken, outcome
-        )
-        return self._report(ref, run)
+        result = run.problem.reason if run.problem is not None else "ok"
+        log.info("gitrepo %s/%s %s: %s (%s)", ref.namespace, ref.name, run.revision[:12], steps_taken, result)
+        return outcome
 
     async def _steps(self, ref: GitRepoRef, run: _Run, progress: Progress | None) -> None:
         async def announce(step: GitRepoProgress, message: str) -> None:
@@ -154,11 +168,11 @@ class GitRepoReconciler:
                 await announce(GitRepoProgress.APPLYING, f"applying {report.short_sha(fetched.revision)}")
             await steps.apply(self.cluster, ref, todo, fetched.revision, status)
             await steps.prune(self.cluster, ref, todo, fetched.revision, status)
-        first = ref.status.last_applied_revision != fetched.revision
+        news = ref.status.last_applied_revision != fetched.revision or todo.has_actions
         run.applied_message = report.applied(
-            status, ref.generation, fetched, built.images, todo.summary(fetched.revision)
+            status, ref.generation, fetched, built.images, todo.summary(fetched.revision), record_plan=news
         )
-        if first or todo.has_actions:
+        if news:
             run.events.append(Event("Normal", "Applied", run.applied_message))
         run.readiness = await steps.readiness(self.cluster, ref)
         keep = {image.store_path for image in built.images.values()} | run.readiness.store_paths

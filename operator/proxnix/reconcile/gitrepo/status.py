@@ -95,15 +95,19 @@ def applied(
     result: Fetched,
     images: Mapping[str, Built],
     plan: PlanSummary,
+    *,
+    record_plan: bool = True,
 ) -> str:
-    """The revision is applied: its revision, message, images and plan; Applied=True. Returns the message."""
+    """The revision is applied: its revision, message, images and (`record_plan`) plan; Applied=True. Returns the
+    message. A re-check of the applied revision that changed nothing keeps the plan that applied it."""
     status.last_applied_revision = result.revision
     status.last_applied_message = result.message
     status.images = [
         BuiltImage(name=name, store_path=image.store_path, file=image.file, sha256=image.sha256)
         for name, image in sorted(images.items())
     ]
-    status.last_plan = plan
+    if record_plan or status.last_plan is None:
+        status.last_plan = plan
     message = f"applied {short_sha(result.revision)} ({result.message}): {plan_counts(plan)}"
     _put(status, generation, ConditionType.APPLIED, "True", SUCCEEDED, message)
     return message
