@@ -23,6 +23,7 @@ from proxnix.api.gitrepo import GitRef
 from proxnix.sources.flake.nix_commands import FlakeRef, ImageAttr
 from proxnix.sources.flake.nix_outputs import ImageProbe
 from proxnix.sources.gitsource import GitCredentials
+from proxnix_testbed.kubeapi.patches import apply_merge_patch
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "nix"
 VMS = "proxmoxvms"
@@ -177,19 +178,6 @@ class FakeBuilder:
 
 
 # --- Kubernetes -----------------------------------------------------------------------------------------------------
-
-
-def apply_merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386."""
-    if not isinstance(patch, Mapping):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, Mapping) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = apply_merge_patch(result.get(key), value)
-    return result
 
 
 class FakeCluster:

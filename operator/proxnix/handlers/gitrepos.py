@@ -19,9 +19,9 @@ from typing import Any
 import kopf
 
 from proxnix.api.gitrepo import INFO, GitRepoDeletionPolicy, GitRepoSpec, GitRepoStatus
-from proxnix.api.kinds import ObjectRef
 from proxnix.api.meta import ANNOTATION_REQUESTED_AT, GROUP, VERSION
 from proxnix.api.validation import InvalidSpec, validate_spec
+from proxnix.handlers.bodies import generation, object_ref
 from proxnix.handlers.context import OperatorConfig, OperatorContext
 from proxnix.handlers.outcomes import apply_outcome, progress
 from proxnix.reconcile.gitrepo import GitRepoRef, invalid_spec
@@ -34,14 +34,6 @@ def _status(body: kopf.Body) -> GitRepoStatus:
     return GitRepoStatus.model_validate(dict(body.status))
 
 
-def _generation(body: kopf.Body) -> int:
-    return int(body.metadata.get("generation") or 0)
-
-
-def _obj(body: kopf.Body) -> ObjectRef:
-    return ObjectRef(INFO, body.metadata.namespace or "", body.metadata.name or "", body.metadata.uid or "")
-
-
 def _ref(body: kopf.Body) -> GitRepoRef:
     """The object as the reconcile sees it; `InvalidSpec` if its spec does not validate."""
     annotations = body.metadata.annotations
@@ -49,7 +41,7 @@ def _ref(body: kopf.Body) -> GitRepoRef:
         namespace=body.metadata.namespace or "",
         name=body.metadata.name or "",
         uid=body.metadata.uid or "",
-        generation=_generation(body),
+        generation=generation(body),
         spec=validate_spec(GitRepoSpec, body.spec),
         status=_status(body),
         requested_at=annotations.get(ANNOTATION_REQUESTED_AT, ""),
@@ -60,11 +52,11 @@ def _ref(body: kopf.Body) -> GitRepoRef:
 async def _reconcile(
     body: kopf.Body, ctx: OperatorContext, attempt: int | None, *, when_due: bool = False
 ) -> None:
-    obj = _obj(body)
+    obj = object_ref(INFO, body)
     try:
         ref = _ref(body)
     except InvalidSpec as exc:
-        outcome = invalid_spec(_status(body), _generation(body), f"invalid spec: {exc}")
+        outcome = invalid_spec(_status(body), generation(body), f"invalid spec: {exc}")
     else:
         if ref.spec.suspend:
             return
@@ -95,7 +87,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     async def gitrepo_deleted(body: kopf.Body, memo: Any, retry: int, **_: Any) -> None:
         """Orphan (default) or delete the ProxmoxVMs, then let the GitRepo go."""
         ctx: OperatorContext = memo.ctx
-        obj = _obj(body)
+        obj = object_ref(INFO, body)
         try:
             ref = _ref(body)
         except InvalidSpec:
@@ -104,7 +96,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
                 obj.namespace,
                 obj.name,
                 obj.uid,
-                _generation(body),
+                generation(body),
                 GitRepoSpec.model_construct(url="", deletion_policy=GitRepoDeletionPolicy.ORPHAN),
                 _status(body),
             )

@@ -11,10 +11,10 @@ from typing import Any
 
 import kopf
 
-from proxnix.api.kinds import ObjectRef
 from proxnix.api.meta import ANNOTATION_REQUESTED_AT, GROUP, VERSION
 from proxnix.api.proxmoxvm import INFO, Phase, ProxmoxVMSpec, ProxmoxVMStatus
 from proxnix.api.validation import InvalidSpec, validate_spec
+from proxnix.handlers.bodies import generation, object_ref
 from proxnix.handlers.context import OperatorConfig, OperatorContext
 from proxnix.handlers.metrics import measured
 from proxnix.handlers.outcomes import apply_outcome, progress
@@ -28,21 +28,13 @@ def _status(body: kopf.Body) -> ProxmoxVMStatus:
     return ProxmoxVMStatus.model_validate(dict(body.status))
 
 
-def _generation(body: kopf.Body) -> int:
-    return int(body.metadata.get("generation") or 0)
-
-
-def _obj(body: kopf.Body) -> ObjectRef:
-    return ObjectRef(INFO, body.metadata.namespace or "", body.metadata.name or "", body.metadata.uid or "")
-
-
 def _ref(body: kopf.Body) -> VmRef:
     """The object as the reconcile sees it; `InvalidSpec` if its spec does not validate."""
     return VmRef(
         namespace=body.metadata.namespace or "",
         name=body.metadata.name or "",
         uid=body.metadata.uid or "",
-        generation=_generation(body),
+        generation=generation(body),
         spec=validate_spec(ProxmoxVMSpec, body.spec),
         status=_status(body),
         requested_at=body.metadata.annotations.get(ANNOTATION_REQUESTED_AT, ""),
@@ -59,11 +51,11 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     async def vm_changed(body: kopf.Body, memo: Any, retry: int, **_: Any) -> None:
         """Make the VM on its node match the spec."""
         ctx: OperatorContext = memo.ctx
-        obj = _obj(body)
+        obj = object_ref(INFO, body)
         try:
             ref = _ref(body)
         except InvalidSpec as exc:
-            outcome = invalid_spec(_status(body), _generation(body), f"invalid spec: {exc}")
+            outcome = invalid_spec(_status(body), generation(body), f"invalid spec: {exc}")
         else:
             outcome = await ctx.reconciler.reconcile(ref, max_age=0, progress=progress(ctx.kube, obj))
         await apply_outcome(ctx.kube, obj, body.status, outcome, attempt=retry)
@@ -94,7 +86,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             ref = _ref(body)
         except InvalidSpec:
             return
-        obj = _obj(body)
+        obj = object_ref(INFO, body)
         outcome = await ctx.reconciler.reconcile(
             ref, max_age=2 * config.resync_interval, drift=True, progress=progress(ctx.kube, obj)
         )
@@ -105,7 +97,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     async def vm_deleted(body: kopf.Body, memo: Any, retry: int, **_: Any) -> None:
         """Destroy the VM (deletionPolicy Delete, not protected, ours) or keep it; then let the object go."""
         ctx: OperatorContext = memo.ctx
-        obj = _obj(body)
+        obj = object_ref(INFO, body)
         try:
             ref = _ref(body)
         except InvalidSpec as exc:
