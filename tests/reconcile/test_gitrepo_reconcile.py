@@ -373,6 +373,21 @@ async def test_a_failed_fetch_is_retried_and_changes_nothing(world: World) -> No
     assert world.status.last_applied_revision == rev
 
 
+async def test_a_failed_checkout_is_retried_and_changes_nothing(world: World) -> None:
+    rev = await applied(world)
+    world.push(fleet(web01={"memory_mb": 3072}))
+    world.source.checkout_error = GitError(
+        GitErrorKind.AUTH, "fetch submodules: Permission denied (publickey)"
+    )
+    outcome = await world.reconcile()
+    assert world.cluster.writes == []
+    assert world.cond("FetchFailed") == ("True", "AuthenticationFailed")
+    assert world.cond("Ready") == ("False", "AuthenticationFailed")
+    assert outcome.retry is not None
+    assert outcome.retry.policy is SOURCE_UNAVAILABLE
+    assert world.status.last_applied_revision == rev
+
+
 async def test_credentials_come_from_the_secret_and_a_missing_secret_is_retried(tmp_path: Path) -> None:
     world = World(tmp_path, secretRef={"name": "git-creds"})
     world.push(fleet())

@@ -55,6 +55,7 @@ class FakeSource:
         self.scratch = scratch
         self.heads: dict[str, Fetched] = {}
         self.error: GitError | None = None
+        self.checkout_error: GitError | None = None
         self.calls: list[tuple[str, str]] = []
         self.credentials: list[GitCredentials | None] = []
         self.forgotten: list[RepoKey] = []
@@ -82,6 +83,8 @@ class FakeSource:
         submodules: bool = False,
     ) -> AsyncIterator[Path]:
         self.calls.append(("checkout", revision))
+        if self.checkout_error is not None:
+            raise self.checkout_error
         folder = self.scratch / revision
         folder.mkdir(parents=True, exist_ok=True)
         yield folder

@@ -81,6 +81,10 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         uid = body.metadata.uid or ""
         if body.metadata.get("deletionTimestamp") or ctx.gitrepos.busy(uid) or not ctx.gitrepos.due(uid):
             return
+        try:
+            _ref(body)
+        except InvalidSpec:
+            return  # the change handler reported it; nothing to poll until the spec changes
         await _reconcile(body, ctx, None, when_due=True)
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, id="orphan-or-delete", registry=registry)

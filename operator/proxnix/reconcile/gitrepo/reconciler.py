@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from proxnix.adapters.git import GitError
 from proxnix.adapters.kube import KubeError
 from proxnix.api.conditions import ConditionType, find_condition
 from proxnix.api.gitrepo import READINESS, GitRepoProgress, GitRepoStatus
@@ -33,6 +34,7 @@ from proxnix.reconcile.gitrepo.ports import Builder, Cluster, Source
 from proxnix.reconcile.gitrepo.ref import GitRepoRef
 from proxnix.reconcile.outcome import (
     APPLY_FAILED,
+    SOURCE_UNAVAILABLE,
     VMS_PENDING,
     Event,
     Outcome,
@@ -123,6 +125,10 @@ class GitRepoReconciler:
             except steps.StepFailed as exc:
                 run.problem = exc.problem
                 run.retry = Retry(exc.retry, exc.problem.message) if exc.retry is not None else None
+            except GitError as exc:  # the checkout (submodules) after a successful fetch
+                report.fetch_failed(run.status, ref.generation, exc.kind.value, exc.message)
+                run.problem = Problem(exc.kind.value, exc.message)
+                run.retry = Retry(SOURCE_UNAVAILABLE, exc.message)
             except KubeError as exc:
                 run.problem = Problem("KubernetesError", short(exc))
                 run.retry = Retry(APPLY_FAILED, run.problem.message)
