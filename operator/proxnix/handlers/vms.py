@@ -11,6 +11,8 @@ from typing import Any
 
 import kopf
 
+from proxnix.adapters.kube import KubeError
+from proxnix.api.gitrepo import INFO as GITREPO
 from proxnix.api.meta import ANNOTATION_REQUESTED_AT, GROUP, VERSION
 from proxnix.api.proxmoxvm import INFO, Phase, ProxmoxVMSpec, ProxmoxVMStatus
 from proxnix.api.validation import InvalidSpec, validate_spec
@@ -18,8 +20,8 @@ from proxnix.handlers.bodies import generation, object_ref
 from proxnix.handlers.context import OperatorConfig, OperatorContext
 from proxnix.handlers.metrics import measured
 from proxnix.handlers.outcomes import apply_outcome, progress
-from proxnix.reconcile.outcome import Event, Outcome
-from proxnix.reconcile.vm import VmRef, invalid_spec
+from proxnix.reconcile.outcome import DELETE_UNJUDGED, Event, Outcome, Retry, short
+from proxnix.reconcile.vm import VmRef, invalid_spec, kept_for_gitrepo
 
 PLURAL = INFO.plural
 
@@ -38,7 +40,22 @@ def _ref(body: kopf.Body) -> VmRef:
         spec=validate_spec(ProxmoxVMSpec, body.spec),
         status=_status(body),
         requested_at=body.metadata.annotations.get(ANNOTATION_REQUESTED_AT, ""),
+        owner_references=tuple(dict(o) for o in body.metadata.get("ownerReferences") or ()),
     )
+
+
+async def _kept_for_gitrepo(ctx: OperatorContext, ref: VmRef) -> Outcome | None:
+    """The VM kept because its controlling GitRepo is being deleted (or is gone) without deletionPolicy Delete;
+    a retry when that GitRepo cannot be read (never destroy on doubt)."""
+    owner = ref.controlling_gitrepo
+    if owner is None:
+        return None
+    try:
+        gitrepo = await ctx.kube.get_object(GITREPO.plural, ref.namespace, str(owner.get("name", "")))
+    except KubeError as exc:
+        message = f"GitRepo {owner.get('name')!r} cannot be read ({short(exc)}); VM kept until it can"
+        return Outcome(done=False, retry=Retry(DELETE_UNJUDGED, message))
+    return kept_for_gitrepo(ref, gitrepo)
 
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
@@ -105,7 +122,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             await apply_outcome(ctx.kube, obj, body.status, kept, attempt=retry)
             return
         await progress(ctx.kube, obj)({"phase": Phase.DELETING.value})
-        outcome = await ctx.reconciler.delete(ref)
+        outcome = await _kept_for_gitrepo(ctx, ref) or await ctx.reconciler.delete(ref)
         await apply_outcome(ctx.kube, obj, body.status, outcome, attempt=retry)
         if outcome.done:
             ctx.reconciler.forget(ref.uid)
