@@ -264,6 +264,10 @@ async def test_an_image_change_reimages_only_its_vms_and_never_a_protected_one(w
         store_path("web", "web-v2"),
         store_path("db", "db-v1"),
     }
+    # the held image is reported, not a reason to be not Ready: the protected VM is left as it is
+    world.cluster.mark_ready()
+    await world.reconcile()
+    assert world.cond("Ready") == ("True", "Succeeded")
     world.push(fleet(web02=None), web="web-v2")  # web02 left the flake: not pruned (protected), still rooted
     await world.reconcile()
     assert store_path("web", "web-v1") in world.builder.roots[world.ref().key]
@@ -424,7 +428,7 @@ async def test_a_same_name_proxmoxvm_not_owned_is_never_overwritten(world: World
     hand_written = {"metadata": {"name": "web01"}, "spec": {"node": "pve1", "vmid": 300, "memoryMiB": 512}}
     world.cluster.add(VMS, hand_written)
     world.push(fleet())
-    await world.reconcile()
+    first = await world.reconcile()
     assert ("patch", "web01") not in world.cluster.writes
     assert world.spec_of("web01") == hand_written["spec"]
     plan = world.status.last_plan
@@ -432,6 +436,28 @@ async def test_a_same_name_proxmoxvm_not_owned_is_never_overwritten(world: World
     assert [b.name for b in plan.blocked] == ["web01"]
     assert "not overwritten" in plan.blocked[0].reason
     assert [e.name for e in world.status.inventory] == ["db01", "web02"]
+    # the flake's web01 was never applied: not Ready (even once the others are), and it says which and why
+    world.cluster.mark_ready("db01", "web02")
+    outcome = await world.reconcile()
+    assert world.cond("Ready") == ("False", "VMsNotApplied")
+    assert "1 VMs of" in world.message("Ready")
+    assert "web01 (a ProxmoxVM of this name exists and is not created by a GitRepo" in world.message("Ready")
+    assert ("Warning", "VMsNotApplied") in [(e.type, e.reason) for e in first.events]
+    assert outcome.events == []  # the same problem again: no second Event
+
+
+async def test_a_vm_whose_node_changed_is_not_applied_and_not_ready(world: World) -> None:
+    await applied(world)
+    world.push(fleet(web01={"node": "pve2"}))
+    await world.reconcile()
+    world.cluster.mark_ready()
+    await world.reconcile()
+    assert world.spec_of("web01")["node"] == "pve1"
+    assert world.cond("Ready") == ("False", "VMsNotApplied")
+    assert "web01 (node pve1 → pve2: a ProxmoxVM cannot change node or VMID" in world.message("Ready")
+    world.push(fleet())  # back to what is applied: Ready again
+    await world.reconcile()
+    assert world.cond("Ready") == ("True", "Succeeded")
 
 
 async def test_an_orphan_of_a_deleted_gitrepo_is_adopted(world: World) -> None:

@@ -183,7 +183,7 @@ class GitRepoReconciler:
         run.readiness = await steps.readiness(self.cluster, ref)
         keep = {image.store_path for image in built.images.values()} | run.readiness.store_paths
         self.builder.drop_roots(ref.key, keep=sorted(keep))
-        run.problem = run.readiness.problem(fetched.revision)
+        run.problem = steps.not_applied(todo, fetched.revision) or run.readiness.problem(fetched.revision)
 
     def _schedule(self, ref: GitRepoRef, run: _Run) -> None:
         delay = parse_duration(ref.spec.interval).total_seconds()

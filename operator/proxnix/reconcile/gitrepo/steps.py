@@ -8,7 +8,8 @@
 4. `plan` and `apply` — render one ProxmoxVM per VM, check the commit again against a fresh view of the namespace,
    plan (`proxnix.sources.flake.plan`), create and patch (Applied);
 5. `prune` — delete the ProxmoxVMs that left the flake (the plan already held a prune over the limit);
-6. `readiness` — the owned ProxmoxVMs (the inventory) and which of them are not Ready for their generation.
+6. `readiness` — the owned ProxmoxVMs (the inventory) and which of them are not Ready for their generation;
+   VMs of the flake the plan could not apply (`not_applied`: a name clash, a node or VMID change) make it not Ready.
 
 A step that cannot go on raises `StepFailed` after writing its own conditions; nothing after it runs, so a commit
 that fails anywhere before `apply` changes no ProxmoxVM.
@@ -276,6 +277,16 @@ async def prune(cluster: Cluster, ref: GitRepoRef, todo: Plan, revision: str, st
     except KubeError as exc:
         failed = rejected(ref, revision, Problem("PruneFailed", short(exc)), status)
         raise StepFailed(failed.problem, APPLY_FAILED) from None
+
+
+def not_applied(todo: Plan, revision: str) -> Problem | None:
+    """VMs of the flake the plan could not apply (a name clash, a node or VMID change): Ready=False naming them."""
+    if not todo.unapplied:
+        return None
+    return Problem(
+        "VMsNotApplied",
+        f"{len(todo.unapplied)} VMs of {report.short_sha(revision)} not applied: {todo.not_applied()}",
+    )
 
 
 # --- 6. readiness -----------------------------------------------------------------------------------------------------

@@ -90,8 +90,16 @@ class Plan:
     pruned: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     blocked: dict[str, str] = field(default_factory=dict)
+    unapplied: list[str] = field(default_factory=list)
+    """The blocked VMs of the flake that were not applied at all (a name clash, a node or VMID change): the GitRepo
+    is not Ready while there are any. A protected VM whose image is held, or one kept after leaving the flake, is
+    reported in `blocked` only."""
     held: str = ""
     """Why the whole commit is held (the prune guard); empty when it may be applied."""
+
+    def not_applied(self) -> str:
+        """The unapplied VMs with why, for the Ready condition (empty when every VM of the flake was applied)."""
+        return ", ".join(f"{name} ({self.blocked[name]})" for name in sorted(self.unapplied))
 
     @property
     def has_actions(self) -> bool:
@@ -169,6 +177,7 @@ def _plan_desired(plan: Plan, obj: dict[str, Any], existing: Existing | None, ow
         plan.blocked[name] = (
             f"a ProxmoxVM of this name exists and is {owner_description(existing)}; not overwritten"
         )
+        plan.unapplied.append(name)
         return
     current = _normalized(existing.spec)
     desired = dict(obj["spec"])
@@ -181,6 +190,7 @@ def _plan_desired(plan: Plan, obj: dict[str, Any], existing: Existing | None, ow
         plan.blocked[name] = (
             f"{', '.join(moved)}: a ProxmoxVM cannot change node or VMID; give the VM a new name to replace it"
         )
+        plan.unapplied.append(name)
         return
     image_changed = _image_sha(current) != _image_sha(desired)
     keep_image = image_changed and (existing.protected or bool(desired.get("protected")))
