@@ -141,19 +141,31 @@ def test_a_same_name_object_of_someone_else_is_never_overwritten() -> None:
     assert not result.patches
 
 
-def test_an_orphaned_object_is_adopted_without_touching_its_spec() -> None:
+def test_an_orphan_of_this_gitrepo_is_adopted_without_touching_its_spec() -> None:
+    objects = rendered()
+    orphan = copy.deepcopy(next(o for o in objects if o["metadata"]["name"] == "web01"))
+    del orphan["metadata"]["ownerReferences"]  # orphaned when a GitRepo "infra" was deleted; the label stays
+    result = plan(objects, [Existing.from_object(orphan)])
+    assert result.updated == ["web01"]
+    assert [(p.name, p.body) for p in result.patches] == [
+        ("web01", {"metadata": {"ownerReferences": [OWNER.reference()]}})
+    ]
+
+
+def test_an_orphan_of_another_gitrepo_is_never_adopted() -> None:
     objects = rendered()
     orphan = copy.deepcopy(next(o for o in objects if o["metadata"]["name"] == "web01"))
     del orphan["metadata"]["ownerReferences"]
     orphan["metadata"]["labels"] = {"proxnix.io/gitrepo": "infra-old"}
-    result = plan(objects, [Existing.from_object(orphan)])
-    assert result.updated == ["web01"]
-    assert [(p.name, p.body) for p in result.patches] == [
-        (
-            "web01",
-            {"metadata": {"labels": {"proxnix.io/gitrepo": "infra"}, "ownerReferences": [OWNER.reference()]}},
-        )
-    ]
+    existing = Existing.from_object(orphan)
+    assert not existing.adoptable(OWNER)
+    result = plan(objects, [existing])
+    assert "web01" not in [p.name for p in result.patches]
+    assert "web01" not in result.updated
+    assert result.blocked["web01"] == (
+        "a ProxmoxVM of this name exists and is an orphan of GitRepo infra-old; not overwritten"
+    )
+    assert result.unapplied == ["web01"]
 
 
 def _owned(names: list[str], protected: tuple[str, ...] = ()) -> list[Existing]:

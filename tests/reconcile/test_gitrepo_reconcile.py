@@ -474,6 +474,25 @@ async def test_an_orphan_of_a_deleted_gitrepo_is_adopted(world: World) -> None:
     assert adopted["metadata"]["ownerReferences"][0]["uid"] == UID
 
 
+async def test_an_orphan_of_another_gitrepo_is_never_adopted(world: World) -> None:
+    world.push(fleet())
+    await world.reconcile()
+    web = world.cluster.vm("web01")
+    assert web is not None
+    web["metadata"]["ownerReferences"] = []  # orphaned by a deleted GitRepo "other"
+    web["metadata"]["labels"] = {"proxnix.io/gitrepo": "other"}
+    world.cluster.writes.clear()
+    await world.reconcile()
+    assert ("patch", "web01") not in world.cluster.writes
+    after = world.cluster.vm("web01")
+    assert after is not None
+    assert after["metadata"]["ownerReferences"] == []
+    assert after["metadata"]["labels"] == {"proxnix.io/gitrepo": "other"}
+    assert world.cond("Ready")[0] == "False"
+    assert "web01" in world.message("Ready")
+    assert "orphan of GitRepo other" in world.message("Ready")
+
+
 # --- prune ------------------------------------------------------------------------------------------------------------
 
 

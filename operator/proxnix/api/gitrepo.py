@@ -131,7 +131,7 @@ class GitRepoSpec(ApiModel):
         default=GitRepoDeletionPolicy.ORPHAN,
         description=(
             "When the GitRepo is deleted: Orphan keeps its ProxmoxVMs (and their VMs) running, free to be "
-            "adopted by another GitRepo; Delete deletes the ProxmoxVMs (each VM then follows its own "
+            "adopted by a later GitRepo of the same name (their proxnix.io/gitrepo label); Delete deletes the ProxmoxVMs (each VM then follows its own "
             "deletionPolicy)."
         ),
     )

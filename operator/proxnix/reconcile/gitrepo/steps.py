@@ -139,7 +139,7 @@ def claimed_vmids(world: World, ref: GitRepoRef, vms: Mapping[str, FlakeVM]) -> 
     wanted = {vm.object_name for vm in vms.values()}
     claimed: dict[int, str] = {}
     for existing in world.vms:
-        if existing.owned_by(ref.owner) or (existing.adoptable() and existing.name in wanted):
+        if existing.owned_by(ref.owner) or (existing.adoptable(ref.owner) and existing.name in wanted):
             continue
         vmid = existing.spec.get("vmid")
         if isinstance(vmid, int):

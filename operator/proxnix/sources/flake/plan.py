@@ -2,7 +2,8 @@
 
 Every desired or owned name lands in exactly one bucket: created, updated, reimaged, pruned, unchanged or blocked.
 - A ProxmoxVM is this GitRepo's when its controller ownerReference has the GitRepo's uid. One with no controller
-  but the `proxnix.io/gitrepo` label (orphaned when its GitRepo was deleted) is adopted. Any other object of the same
+  but the `proxnix.io/gitrepo` label naming this GitRepo (orphaned when a GitRepo of this name was deleted) is
+  adopted. Any other object of the same
   name is never overwritten: blocked, with who owns it.
 - Patches are JSON merge patches of what differs (removed fields set to null); an unchanged VM is not patched, so a
   commit that changes nothing patches nothing.
@@ -61,8 +62,10 @@ class Existing:
         ref = self.controller()
         return ref is not None and ref.get("uid") == owner.uid
 
-    def adoptable(self) -> bool:
-        return self.controller() is None and LABEL_GITREPO in self.labels
+    def adoptable(self, owner: Owner) -> bool:
+        """An orphan of `owner`'s name: no controller, and the `proxnix.io/gitrepo` label names this GitRepo (an
+        orphan of another GitRepo is never taken over)."""
+        return self.controller() is None and self.labels.get(LABEL_GITREPO) == owner.name
 
     @property
     def protected(self) -> bool:
@@ -149,6 +152,8 @@ def _image_sha(spec: Mapping[str, Any]) -> str | None:
 def owner_description(existing: Existing) -> str:
     """Who controls a ProxmoxVM, for a message."""
     ref = existing.controller()
+    if ref is None and LABEL_GITREPO in existing.labels:
+        return f"an orphan of GitRepo {existing.labels[LABEL_GITREPO]}"
     if ref is None:
         return "not created by a GitRepo"
     return f"controlled by {ref.get('kind', '?')} {ref.get('name', '?')}"
@@ -173,7 +178,7 @@ def _plan_desired(plan: Plan, obj: dict[str, Any], existing: Existing | None, ow
     if existing.deleting:
         plan.blocked[name] = "the ProxmoxVM is being deleted; it is created again once it is gone"
         return
-    if not (existing.owned_by(owner) or existing.adoptable()):
+    if not (existing.owned_by(owner) or existing.adoptable(owner)):
         plan.blocked[name] = (
             f"a ProxmoxVM of this name exists and is {owner_description(existing)}; not overwritten"
         )
