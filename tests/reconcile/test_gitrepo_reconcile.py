@@ -535,6 +535,12 @@ async def test_a_prune_over_the_limit_is_held_until_its_revision_is_confirmed(wo
     assert outcome.stall
     assert world.status.last_plan is not None
     assert world.status.last_plan.held
+    assert world.status.last_plan.pruned == []  # nothing happened: the would-be prunes are listed as held
+    assert {b.name: b.reason.split(":")[0] for b in world.status.last_plan.blocked} == {
+        "db01": "held",
+        "web01": "held",
+        "web02": "protected",
+    }
     await world.reconcile(confirm_prune=revision(999))  # another revision confirmed: still held
     assert world.cluster.writes == []
     await world.reconcile(confirm_prune=empty)

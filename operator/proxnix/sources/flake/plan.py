@@ -11,8 +11,8 @@ Every desired or owned name lands in exactly one bucket: created, updated, reima
 - A protected VM (in the flake or on the cluster) keeps its image: blocked, with its other changes still applied.
   A protected VM that left the flake is never pruned (blocked); with `prune: false` none are.
 - The prune guard: a commit that would prune more than `pruneLimit` VMs (default: more than half of the owned ones),
-  or every owned VM, is held whole (no action at all) until the annotation `proxnix.io/confirm-prune` names its
-  revision.
+  or every owned VM, is held whole (no action at all; what it would do is listed as blocked) until the annotation
+  `proxnix.io/confirm-prune` names its revision.
 """
 
 from __future__ import annotations
@@ -260,7 +260,22 @@ def make_plan(
             f"the limit of {limit}{' (every VM)' if count == len(owned) else ''}; nothing was applied. To apply it, "
             f"annotate the GitRepo {ANNOTATION_CONFIRM_PRUNE}={revision}"
         )
-        plan.creates.clear()
-        plan.patches.clear()
-        plan.deletes.clear()
+        _hold(plan)
     return plan
+
+
+def _hold(plan: Plan) -> None:
+    """Nothing of a held plan happens: no action, and what would have been done is listed as blocked (held), not
+    as created, updated, reimaged or pruned."""
+    plan.creates.clear()
+    plan.patches.clear()
+    plan.deletes.clear()
+    for would, names in (
+        ("created", plan.created),
+        ("updated", plan.updated),
+        ("reimaged", plan.reimaged),
+        ("pruned", plan.pruned),
+    ):
+        for name in names:
+            plan.blocked[name] = f"held: would be {would} once {ANNOTATION_CONFIRM_PRUNE} names this revision"
+        names.clear()
