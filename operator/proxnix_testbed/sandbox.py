@@ -31,6 +31,7 @@ from proxnix_testbed.controlplane import identities
 from proxnix_testbed.controlplane.binaries import REPO_ROOT, kubectl_binary, run_kubectl
 from proxnix_testbed.controlplane.cluster import ControlPlane, free_port
 from proxnix_testbed.controlplane.kubeconfig import write_cert_kubeconfig
+from proxnix_testbed.nixconf import nix_config
 from pvesim import control
 from pvesim.control import ClusterInfo
 
@@ -114,8 +115,11 @@ class Sandbox:
 
     @property
     def operator_env(self) -> dict[str, str]:
-        """Environment of `proxnix operator`: the kubeconfig of ServiceAccount proxnix-operator."""
-        return self._env(self.operator_kubeconfig)
+        """Environment of `proxnix operator`: the kubeconfig of ServiceAccount proxnix-operator, and the test nix
+        settings (`proxnix_testbed.nixconf`: flakes on, no binary caches, no build sandbox) for the GitRepos."""
+        env = self._env(self.operator_kubeconfig)
+        env["NIX_CONFIG"] = nix_config()
+        return env
 
     def _env(self, kubeconfig: Path) -> dict[str, str]:
         env = dict(os.environ)
@@ -205,6 +209,8 @@ class Sandbox:
             "--resync-interval", str(self.config.resync_interval),
             "--namespace", self.config.namespace,
             "--image-root", str(self.image_dir),
+            "--image-root", "/nix/store",  # the images GitRepos build
+            "--state-dir", str(self.dir / "state"),
         ]  # fmt: skip
         if self.config.standalone:
             args.append("--standalone")

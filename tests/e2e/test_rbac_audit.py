@@ -37,6 +37,10 @@ DOCUMENTED: dict[str, dict[Right, str]] = {
         ("watch", "proxnix.io", "gitrepos", ""): "kopf's watch of GitRepos (the GitRepo controller)",
         ("patch", "proxnix.io", "gitrepos", ""): "kopf's finalizer on GitRepos; orphaning on delete",
         ("patch", "proxnix.io", "gitrepos", "status"): "the GitRepo controller's status",
+        ("update", "proxnix.io", "gitrepos", "finalizers"): (
+            "ProxmoxVMs' ownerReferences to their GitRepo set blockOwnerDeletion, which needs it where the "
+            "OwnerReferencesPermissionEnforcement admission plugin is on (not in the test API server)"
+        ),
         (
             "get",
             "proxnix.io",

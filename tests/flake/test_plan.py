@@ -141,19 +141,31 @@ def test_a_same_name_object_of_someone_else_is_never_overwritten() -> None:
     assert not result.patches
 
 
-def test_an_orphaned_object_is_adopted_without_touching_its_spec() -> None:
+def test_an_orphan_of_this_gitrepo_is_adopted_without_touching_its_spec() -> None:
+    objects = rendered()
+    orphan = copy.deepcopy(next(o for o in objects if o["metadata"]["name"] == "web01"))
+    del orphan["metadata"]["ownerReferences"]  # orphaned when a GitRepo "infra" was deleted; the label stays
+    result = plan(objects, [Existing.from_object(orphan)])
+    assert result.updated == ["web01"]
+    assert [(p.name, p.body) for p in result.patches] == [
+        ("web01", {"metadata": {"ownerReferences": [OWNER.reference()]}})
+    ]
+
+
+def test_an_orphan_of_another_gitrepo_is_never_adopted() -> None:
     objects = rendered()
     orphan = copy.deepcopy(next(o for o in objects if o["metadata"]["name"] == "web01"))
     del orphan["metadata"]["ownerReferences"]
     orphan["metadata"]["labels"] = {"proxnix.io/gitrepo": "infra-old"}
-    result = plan(objects, [Existing.from_object(orphan)])
-    assert result.updated == ["web01"]
-    assert [(p.name, p.body) for p in result.patches] == [
-        (
-            "web01",
-            {"metadata": {"labels": {"proxnix.io/gitrepo": "infra"}, "ownerReferences": [OWNER.reference()]}},
-        )
-    ]
+    existing = Existing.from_object(orphan)
+    assert not existing.adoptable(OWNER)
+    result = plan(objects, [existing])
+    assert "web01" not in [p.name for p in result.patches]
+    assert "web01" not in result.updated
+    assert result.blocked["web01"] == (
+        "a ProxmoxVM of this name exists and is an orphan of GitRepo infra-old; not overwritten"
+    )
+    assert result.unapplied == ["web01"]
 
 
 def _owned(names: list[str], protected: tuple[str, ...] = ()) -> list[Existing]:
@@ -209,7 +221,10 @@ def test_the_prune_guard(owned: int, removed: int, limit: int | None, held: bool
     ]
     result = plan(desired, existing, prune_limit=limit)
     assert bool(result.held) is held
-    assert result.pruned == names[:removed]
+    assert result.pruned == ([] if held else names[:removed])
+    assert sorted(n for n, why in result.blocked.items() if why.startswith("held: would be pruned")) == (
+        names[:removed] if held else []
+    )
     assert result.has_actions is (not held)
 
 
@@ -220,7 +235,13 @@ def test_a_held_commit_applies_nothing_until_its_revision_is_confirmed() -> None
     assert held.held.startswith(
         "this revision would prune 2 of 3 ProxmoxVMs (db01, web01), more than the limit of 1; nothing was applied"
     )
-    assert held.blocked == {"web02": "protected: left the flake but is never pruned"}
+    would_prune = f"held: would be pruned once {ANNOTATION_CONFIRM_PRUNE} names this revision"
+    assert held.blocked == {
+        "db01": would_prune,
+        "web01": would_prune,
+        "web02": "protected: left the flake but is never pruned",
+    }
+    assert (held.created, held.updated, held.reimaged, held.pruned) == ([], [], [], [])
     assert f"{ANNOTATION_CONFIRM_PRUNE}={REVISION}" in held.held
     assert not held.has_actions
     stale = plan(rendered(output), existing, confirmed_revision="f" * 40)
@@ -228,6 +249,23 @@ def test_a_held_commit_applies_nothing_until_its_revision_is_confirmed() -> None
     confirmed = plan(rendered(output), existing, confirmed_revision=REVISION)
     assert not confirmed.held
     assert confirmed.deletes == ["db01", "web01"]
+
+
+def test_a_held_commit_lists_nothing_as_created_or_pruned() -> None:
+    existing = _owned(["a", "b", "c"])  # every owned VM leaves the flake; three new ones come
+    result = plan(rendered(), existing)
+    assert result.held
+    assert (result.created, result.pruned) == ([], [])
+    assert not result.has_actions
+    assert result.blocked == {
+        **{
+            n: f"held: would be created once {ANNOTATION_CONFIRM_PRUNE} names this revision"
+            for n in ("db01", "web01", "web02")
+        },
+        **{n: f"held: would be pruned once {ANNOTATION_CONFIRM_PRUNE} names this revision" for n in "abc"},
+    }
+    summary = result.summary(REVISION)
+    assert (summary.created, summary.updated, summary.pruned) == ([], [], [])
 
 
 def test_an_object_being_deleted_is_neither_patched_nor_pruned() -> None:

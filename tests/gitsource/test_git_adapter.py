@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import stat
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -206,7 +207,7 @@ async def test_errors_are_classified(
 
 def test_credential_files_are_private_and_removed() -> None:
     creds = GitCredentials(identity=b"KEY", known_hosts=b"HOSTS", username="u", password="s3cret-token")
-    with _auth_env(creds, 10) as env:
+    with _auth_env(creds, "https://git.example:8443/fleet.git", 10) as env:
         folder = Path(env["GIT_ASKPASS"]).parent
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700
         assert stat.S_IMODE((folder / "identity").stat().st_mode) == 0o600
@@ -216,6 +217,31 @@ def test_credential_files_are_private_and_removed() -> None:
         assert "s3cret-token" not in env["GIT_SSH_COMMAND"]
         assert "s3cret-token" not in (folder / "askpass").read_text()
     assert not folder.exists()
+
+
+def askpass(env: dict[str, str], prompt: str) -> subprocess.CompletedProcess[str]:
+    """Run the askpass helper as git does: the prompt as its one argument, the git process's environment."""
+    return subprocess.run(
+        [env["GIT_ASKPASS"], prompt], env=env, capture_output=True, text=True, timeout=10, check=False
+    )
+
+
+def test_askpass_answers_only_the_origins_host() -> None:
+    creds = GitCredentials(username="bot", password="s3cret-token")
+    with _auth_env(creds, "https://git.example:8443/org/fleet.git", 10) as env:
+        assert askpass(env, "Username for 'https://git.example:8443': ").stdout == "bot\n"
+        assert askpass(env, "Password for 'https://bot@git.example:8443': ").stdout == "s3cret-token\n"
+        for elsewhere in (
+            "Password for 'https://bot@modules.example': ",  # a submodule on another host
+            "Password for 'https://bot@git.example': ",  # same name, another port
+            "Password for 'http://bot@git.example:8443': ",  # downgraded scheme
+            "Password for 'https://bot@git.example:8443.evil.example': ",
+            "Username for 'https://evil.example/git.example:8443': ",
+        ):
+            answer = askpass(env, elsewhere)
+            assert answer.returncode != 0, elsewhere
+            assert "s3cret-token" not in answer.stdout
+            assert "bot" not in answer.stdout
 
 
 async def test_a_cache_of_another_url_is_started_afresh(

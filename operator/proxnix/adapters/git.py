@@ -28,11 +28,13 @@ from proxnix.api.gitrepo import GIT_URL_PATTERN, GitRef
 from proxnix.sources.gitsource import (
     ALL_REFS,
     ASKPASS_SCRIPT,
+    ENV_ORIGIN,
     ENV_PASSWORD,
     ENV_USERNAME,
     GitCredentials,
     GitErrorKind,
     classify,
+    credential_origin,
     error_summary,
     refspec,
     ssh_command,
@@ -202,7 +204,7 @@ class GitSource:
         spec = refspec(ref)
         if ref.commit is not None and self._has_commit(repo, ref.commit):
             return self._resolve(repo, ref.commit, spec.description)
-        with _auth_env(credentials, self.network_timeout) as env:
+        with _auth_env(credentials, url, self.network_timeout) as env:
             fetch = ("fetch", "--no-tags", "--no-write-fetch-head", "origin")
             try:
                 self._run(
@@ -257,7 +259,7 @@ class GitSource:
             return
         with work.config_writer() as config:
             config.set_value('remote "origin"', "url", url)
-        with _auth_env(credentials, self.network_timeout) as auth:
+        with _auth_env(credentials, url, self.network_timeout) as auth:
             self._run(
                 work,
                 "submodule",
@@ -281,8 +283,9 @@ def _remove_git_dirs(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def _auth_env(credentials: GitCredentials | None, timeout: float) -> Iterator[dict[str, str]]:
-    """The environment of one network git command, with credential files in a private folder removed afterwards."""
+def _auth_env(credentials: GitCredentials | None, url: str, timeout: float) -> Iterator[dict[str, str]]:
+    """The environment of one network git command, with credential files in a private folder removed afterwards.
+    A username/token is given only to prompts for `url`'s origin (submodules on other hosts get none)."""
     env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/false", "SSH_ASKPASS": "/bin/false"}
     private = Path(tempfile.mkdtemp(prefix="proxnix-git-"))  # 0700
     try:
@@ -301,6 +304,7 @@ def _auth_env(credentials: GitCredentials | None, timeout: float) -> Iterator[di
             env["GIT_ASKPASS"] = str(askpass)
             env[ENV_USERNAME] = credentials.username or ""
             env[ENV_PASSWORD] = credentials.password
+            env[ENV_ORIGIN] = credential_origin(url)
         env["GIT_HTTP_LOW_SPEED_LIMIT"] = "1000"
         env["GIT_HTTP_LOW_SPEED_TIME"] = str(connect_timeout)
         yield env

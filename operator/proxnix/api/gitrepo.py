@@ -6,10 +6,11 @@ from enum import StrEnum
 
 from pydantic import ConfigDict, Field, model_validator
 
-from proxnix.api.conditions import Condition
+from proxnix.api.conditions import Condition, ConditionType
 from proxnix.api.kinds import AGE_COLUMN, KindInfo, PrinterColumn, ready_columns
 from proxnix.api.meta import ApiModel, K8sName, LocalObjectReference, StatusModel, cel_rule
 from proxnix.api.scalars import CommitSha, Duration
+from proxnix.api.summarize import Readiness
 
 # ssh://[user@]host[:port]/path, scp-like user@host:path, https://host/path, file:///path — no whitespace or quotes.
 GIT_URL_PATTERN = (
@@ -130,7 +131,7 @@ class GitRepoSpec(ApiModel):
         default=GitRepoDeletionPolicy.ORPHAN,
         description=(
             "When the GitRepo is deleted: Orphan keeps its ProxmoxVMs (and their VMs) running, free to be "
-            "adopted by another GitRepo; Delete deletes the ProxmoxVMs (each VM then follows its own "
+            "adopted by a later GitRepo of the same name (their proxnix.io/gitrepo label); Delete deletes the ProxmoxVMs (each VM then follows its own "
             "deletionPolicy)."
         ),
     )
@@ -215,6 +216,11 @@ class GitRepoStatus(StatusModel):
     )
     inventory: list[InventoryEntry] = Field(default_factory=list, description="ProxmoxVMs this GitRepo owns.")
     last_plan: PlanSummary | None = Field(default=None, description="The last plan, with names per bucket.")
+
+
+READINESS = Readiness(depends_on=(ConditionType.SOURCE_FETCHED, ConditionType.APPLIED))
+"""Ready is True when the followed ref's head was fetched and applied, and (said by the reconcile as a problem
+until then) every owned ProxmoxVM is Ready for the applied revision; see `proxnix.api.summarize`."""
 
 
 INFO = KindInfo(

@@ -94,14 +94,17 @@ def summarize(
     status.observed_generation = generation
 
 
-def mark_progressing(status: Summarized, *, generation: int, message: str, now: str | None = None) -> None:
-    """Announce work in progress mid-reconcile: Reconciling=True (reason Progressing) only. Ready and Stalled keep
-    what the last completed reconcile said until `summarize` runs on its result (no flapping Ready)."""
+def mark_progressing(
+    status: Summarized, *, generation: int, message: str, reason: str = "Progressing", now: str | None = None
+) -> None:
+    """Announce work in progress mid-reconcile: Reconciling=True (reason Progressing, or the step in progress) only.
+    Ready and Stalled keep what the last completed reconcile said until `summarize` runs on its result (no
+    flapping Ready)."""
     status.conditions = set_condition(
         list(status.conditions),
         ConditionType.RECONCILING,
         "True",
-        "Progressing",
+        reason,
         message,
         generation,
         now=now or now_rfc3339(),

@@ -19,12 +19,15 @@ from typing import Any
 
 import kopf
 
+from proxnix.adapters.git import GitSource
 from proxnix.adapters.kube import KubeApi
 from proxnix.adapters.local_images import NIX_STORE, LocalImages
+from proxnix.adapters.nix import Nix
 from proxnix.api.meta import GROUP, VERSION
-from proxnix.handlers import nodes, peering, vms
+from proxnix.handlers import gitrepos, nodes, peering, vms
 from proxnix.handlers.context import OperatorConfig, OperatorContext
 from proxnix.handlers.metrics import PHASE_INDEX, OperatorMetrics, phase_of
+from proxnix.reconcile.gitrepo import GitRepoReconciler
 from proxnix.reconcile.node_directory import NodeDirectory
 from proxnix.reconcile.vm import VmReconciler
 
@@ -84,6 +87,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="private folder for downloaded images (default: <tmp>/proxnix-images-<uid>, mode 0700)",
     )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path("/var/cache/proxnix"),
+        help="the GitRepos' git caches, nix GC roots and build logs (default /var/cache/proxnix; a volume in a "
+        "cluster). nix itself runs with the operator's nix configuration (nix.conf, NIX_CONFIG), untouched",
+    )
+    parser.add_argument(
+        "--max-concurrent-builds",
+        type=int,
+        default=2,
+        help="nix builds running at once across every GitRepo (default 2; each may use nix's max-jobs)",
+    )
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
 
 
@@ -92,6 +108,7 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     nodes.register(registry, config)
     vms.register(registry, config)
+    gitrepos.register(registry, config)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -129,8 +146,15 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         memo.images = LocalImages(
             config.image_roots, cache_dir=config.image_cache, require_url_sha256=config.require_image_sha256
         )
+        state = config.state_dir
+        source = GitSource(state / "git", scratch_root=state / "checkouts")
+        builder = Nix(state / "nix", max_concurrent_builds=config.max_concurrent_builds)
         memo.ctx = OperatorContext(
-            config=config, kube=memo.kube, nodes=directory, reconciler=VmReconciler(directory, memo.images)
+            config=config,
+            kube=memo.kube,
+            nodes=directory,
+            reconciler=VmReconciler(directory, memo.images),
+            gitrepos=GitRepoReconciler(memo.kube, source, builder),
         )
         memo.node_probed = {}
         memo.vm_resynced = {}
@@ -171,6 +195,8 @@ def run(args: argparse.Namespace) -> int:
         image_roots=tuple(args.image_root) or (NIX_STORE,),
         image_cache=args.image_cache,
         require_image_sha256=args.require_image_sha256,
+        state_dir=args.state_dir.resolve(),
+        max_concurrent_builds=args.max_concurrent_builds,
     )
     asyncio.run(_operate(args, config))
     return 0

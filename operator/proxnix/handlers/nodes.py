@@ -11,11 +11,11 @@ from typing import Any
 
 import kopf
 
-from proxnix.api.kinds import ObjectRef
 from proxnix.api.meta import GROUP, VERSION
 from proxnix.api.proxmoxnode import INFO, ProxmoxNodeSpec, ProxmoxNodeStatus
 from proxnix.api.scalars import parse_duration
 from proxnix.api.validation import InvalidSpec, validate_spec
+from proxnix.handlers.bodies import generation, object_ref
 from proxnix.handlers.context import OperatorConfig, OperatorContext
 from proxnix.handlers.metrics import measured
 from proxnix.handlers.outcomes import apply_outcome
@@ -31,15 +31,15 @@ def _key(body: kopf.Body) -> str:
 
 async def _probe(body: kopf.Body, memo: Any, attempt: int | None) -> None:
     ctx: OperatorContext = memo.ctx
-    obj = ObjectRef(INFO, body.metadata.namespace or "", body.metadata.name or "", body.metadata.uid or "")
+    obj = object_ref(INFO, body)
     status = ProxmoxNodeStatus.model_validate(dict(body.status))
-    generation = int(body.metadata.get("generation") or 0)
+    gen = generation(body)
     try:
         spec = validate_spec(ProxmoxNodeSpec, body.spec)
     except InvalidSpec as exc:
-        outcome = invalid_spec(status, generation, f"invalid spec: {exc}")
+        outcome = invalid_spec(status, gen, f"invalid spec: {exc}")
     else:
-        ref = NodeRef(obj.namespace, obj.name, generation, spec, status)
+        ref = NodeRef(obj.namespace, obj.name, gen, spec, status)
         outcome = await probe_node(ctx.nodes, ctx.kube, ref)
     alive = ctx.nodes.alive(obj.namespace, obj.name)
     memo.node_probed[_key(body)] = (time.monotonic(), alive)

@@ -11,15 +11,17 @@ from typing import Any
 
 import kopf
 
-from proxnix.api.kinds import ObjectRef
+from proxnix.adapters.kube import KubeError
+from proxnix.api.gitrepo import INFO as GITREPO
 from proxnix.api.meta import ANNOTATION_REQUESTED_AT, GROUP, VERSION
 from proxnix.api.proxmoxvm import INFO, Phase, ProxmoxVMSpec, ProxmoxVMStatus
 from proxnix.api.validation import InvalidSpec, validate_spec
+from proxnix.handlers.bodies import generation, object_ref
 from proxnix.handlers.context import OperatorConfig, OperatorContext
 from proxnix.handlers.metrics import measured
 from proxnix.handlers.outcomes import apply_outcome, progress
-from proxnix.reconcile.outcome import Event, Outcome
-from proxnix.reconcile.vm import VmRef, invalid_spec
+from proxnix.reconcile.outcome import DELETE_UNJUDGED, Event, Outcome, Retry, short
+from proxnix.reconcile.vm import VmRef, invalid_spec, kept_for_gitrepo
 
 PLURAL = INFO.plural
 
@@ -28,25 +30,32 @@ def _status(body: kopf.Body) -> ProxmoxVMStatus:
     return ProxmoxVMStatus.model_validate(dict(body.status))
 
 
-def _generation(body: kopf.Body) -> int:
-    return int(body.metadata.get("generation") or 0)
-
-
-def _obj(body: kopf.Body) -> ObjectRef:
-    return ObjectRef(INFO, body.metadata.namespace or "", body.metadata.name or "", body.metadata.uid or "")
-
-
 def _ref(body: kopf.Body) -> VmRef:
     """The object as the reconcile sees it; `InvalidSpec` if its spec does not validate."""
     return VmRef(
         namespace=body.metadata.namespace or "",
         name=body.metadata.name or "",
         uid=body.metadata.uid or "",
-        generation=_generation(body),
+        generation=generation(body),
         spec=validate_spec(ProxmoxVMSpec, body.spec),
         status=_status(body),
         requested_at=body.metadata.annotations.get(ANNOTATION_REQUESTED_AT, ""),
+        owner_references=tuple(dict(o) for o in body.metadata.get("ownerReferences") or ()),
     )
+
+
+async def _kept_for_gitrepo(ctx: OperatorContext, ref: VmRef) -> Outcome | None:
+    """The VM kept because its controlling GitRepo is being deleted (or is gone) without deletionPolicy Delete;
+    a retry when that GitRepo cannot be read (never destroy on doubt)."""
+    owner = ref.controlling_gitrepo
+    if owner is None:
+        return None
+    try:
+        gitrepo = await ctx.kube.get_object(GITREPO.plural, ref.namespace, str(owner.get("name", "")))
+    except KubeError as exc:
+        message = f"GitRepo {owner.get('name')!r} cannot be read ({short(exc)}); VM kept until it can"
+        return Outcome(done=False, retry=Retry(DELETE_UNJUDGED, message))
+    return kept_for_gitrepo(ref, gitrepo)
 
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
@@ -59,11 +68,11 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     async def vm_changed(body: kopf.Body, memo: Any, retry: int, **_: Any) -> None:
         """Make the VM on its node match the spec."""
         ctx: OperatorContext = memo.ctx
-        obj = _obj(body)
+        obj = object_ref(INFO, body)
         try:
             ref = _ref(body)
         except InvalidSpec as exc:
-            outcome = invalid_spec(_status(body), _generation(body), f"invalid spec: {exc}")
+            outcome = invalid_spec(_status(body), generation(body), f"invalid spec: {exc}")
         else:
             outcome = await ctx.reconciler.reconcile(ref, max_age=0, progress=progress(ctx.kube, obj))
         await apply_outcome(ctx.kube, obj, body.status, outcome, attempt=retry)
@@ -94,7 +103,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             ref = _ref(body)
         except InvalidSpec:
             return
-        obj = _obj(body)
+        obj = object_ref(INFO, body)
         outcome = await ctx.reconciler.reconcile(
             ref, max_age=2 * config.resync_interval, drift=True, progress=progress(ctx.kube, obj)
         )
@@ -105,7 +114,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     async def vm_deleted(body: kopf.Body, memo: Any, retry: int, **_: Any) -> None:
         """Destroy the VM (deletionPolicy Delete, not protected, ours) or keep it; then let the object go."""
         ctx: OperatorContext = memo.ctx
-        obj = _obj(body)
+        obj = object_ref(INFO, body)
         try:
             ref = _ref(body)
         except InvalidSpec as exc:
@@ -113,7 +122,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             await apply_outcome(ctx.kube, obj, body.status, kept, attempt=retry)
             return
         await progress(ctx.kube, obj)({"phase": Phase.DELETING.value})
-        outcome = await ctx.reconciler.delete(ref)
+        outcome = await _kept_for_gitrepo(ctx, ref) or await ctx.reconciler.delete(ref)
         await apply_outcome(ctx.kube, obj, body.status, outcome, attempt=retry)
         if outcome.done:
             ctx.reconciler.forget(ref.uid)

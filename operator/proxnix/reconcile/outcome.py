@@ -73,6 +73,14 @@ DELETE_UNJUDGED = RetryPolicy("DeleteUnjudged", 10)
 """A VM to destroy cannot be judged yet (unreadable config, a create in progress)."""
 DELETE_FAILED = RetryPolicy("DeleteFailed", 15)
 """Destroying failed on something that may clear (a lost connection, a lock)."""
+SOURCE_UNAVAILABLE = RetryPolicy("SourceUnavailable", 30)
+"""A GitRepo's repository cannot be fetched (network, credentials, a missing ref) or its Secret is missing."""
+NIX_TRANSIENT = RetryPolicy("NixTransient", 60)
+"""nix timed out or is not installed: a GitRepo's evaluation or build may succeed next time."""
+APPLY_FAILED = RetryPolicy("ApplyFailed", 10)
+"""Writing a GitRepo's ProxmoxVMs failed (API server error, a conflicting create)."""
+VMS_PENDING = RetryPolicy("VMsPending", 5)
+"""A GitRepo's ProxmoxVMs are not Ready for the applied revision yet: look again (on the GitRepo's timer)."""
 
 
 @dataclass(frozen=True)

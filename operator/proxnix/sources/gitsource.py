@@ -12,6 +12,7 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 from proxnix.api.gitrepo import GitRef
 
@@ -21,13 +22,31 @@ _SHA = re.compile(r"^[0-9a-f]{40}$")
 # Env variables the askpass helper reads (set only in the git process's environment).
 ENV_USERNAME = "PROXNIX_GIT_USERNAME"
 ENV_PASSWORD = "PROXNIX_GIT_PASSWORD"  # noqa: S105 (a variable name)
+ENV_ORIGIN = "PROXNIX_GIT_ORIGIN"
+# git prompts "Username for 'https://host[:port]': " and "Password for 'https://user@host[:port]': ". The helper
+# answers only prompts for the origin's scheme://host[:port]; any other host (a submodule elsewhere, a redirect)
+# gets no answer, so git fetches it without credentials (or fails to authenticate there).
 ASKPASS_SCRIPT = f"""#!/bin/sh
-# proxnix: git's askpass helper; answers from the environment, never from argv or a file.
+# proxnix: git's askpass helper; answers from the environment, never from argv or a file, for the origin only.
+url=${{1#*\\'}}
+url=${{url%\\'*}}
+rest=${{url#*://}}
+rest=${{rest%%/*}}
+[ "${{url%%://*}}://${{rest##*@}}" = "${ENV_ORIGIN}" ] || exit 1
 case "$1" in
   Username*) printf '%s\\n' "${ENV_USERNAME}" ;;
-  *) printf '%s\\n' "${ENV_PASSWORD}" ;;
+  Password*) printf '%s\\n' "${ENV_PASSWORD}" ;;
+  *) exit 1 ;;
 esac
 """
+
+
+def credential_origin(url: str) -> str:
+    """`scheme://host[:port]` of an http(s) URL as git names it in its prompts (no user, no path): the only place
+    the askpass helper gives the credentials to."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{host}"
 
 
 class GitErrorKind(StrEnum):

@@ -8,7 +8,10 @@ left on the node and the object goes. Only then is the VM stopped and destroyed 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from typing import Any
 
+from proxnix.api.gitrepo import GitRepoDeletionPolicy
 from proxnix.api.proxmoxvm import DeletionPolicy
 from proxnix.proxmox.errors import NotOwned, ProtectionEnabled, ProxmoxError
 from proxnix.reconcile.outcome import (
@@ -22,6 +25,29 @@ from proxnix.reconcile.outcome import (
 )
 from proxnix.reconcile.vm.ports import VmNodes
 from proxnix.reconcile.vm.ref import VmRef, provisioned
+
+
+def kept_for_gitrepo(vm: VmRef, gitrepo: Mapping[str, Any] | None) -> Outcome | None:
+    """Keep the VM (as Retain) when the GitRepo that controls the object is being deleted or is gone and its
+    deletionPolicy is not Delete: the garbage collector's cascade (a foreground delete of the GitRepo) must not
+    destroy what the GitRepo's Orphan policy keeps. `gitrepo` is the controlling GitRepo as read now (None: gone).
+    None when the VM follows its own deletionPolicy (not a GitRepo's, a live GitRepo's prune, or policy Delete)."""
+    owner = vm.controlling_gitrepo
+    if owner is None:
+        return None
+    name = owner.get("name", "")
+    vmid = vm.spec.vmid
+    metadata = (gitrepo or {}).get("metadata") or {}
+    if gitrepo is None or metadata.get("uid") != owner.get("uid"):
+        why = f"its GitRepo {name!r} is gone and its deletionPolicy is unknown"
+    elif not metadata.get("deletionTimestamp"):
+        return None
+    else:
+        policy = ((gitrepo.get("spec") or {}).get("deletionPolicy")) or GitRepoDeletionPolicy.ORPHAN.value
+        if policy == GitRepoDeletionPolicy.DELETE.value:
+            return None
+        why = f"its GitRepo {name!r} is being deleted with deletionPolicy {policy}"
+    return Outcome(events=[Event("Normal", "Retained", f"VM {vmid} kept on the node: {why}")])
 
 
 async def delete_vm(nodes: VmNodes, vm: VmRef) -> Outcome:

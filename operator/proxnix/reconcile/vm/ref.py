@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from proxnix.api.conditions import ConditionType, find_condition
+from proxnix.api.gitrepo import INFO as GITREPO
+from proxnix.api.meta import API_VERSION
 from proxnix.api.proxmoxvm import ProxmoxVMSpec, ProxmoxVMStatus
 from proxnix.proxmox.ownership import Owner
 
@@ -20,10 +24,23 @@ class VmRef:
     spec: ProxmoxVMSpec
     status: ProxmoxVMStatus
     requested_at: str = ""
+    owner_references: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def owner(self) -> Owner:
         return Owner(namespace=self.namespace, name=self.name, uid=self.uid)
+
+    @property
+    def controlling_gitrepo(self) -> Mapping[str, Any] | None:
+        """The controller ownerReference when it names a GitRepo (the object was rendered from a flake)."""
+        for ref in self.owner_references:
+            if (
+                ref.get("controller")
+                and ref.get("kind") == GITREPO.kind
+                and ref.get("apiVersion") == API_VERSION
+            ):
+                return ref
+        return None
 
 
 def provisioned(status: ProxmoxVMStatus) -> bool:

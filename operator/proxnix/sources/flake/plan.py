@@ -2,7 +2,8 @@
 
 Every desired or owned name lands in exactly one bucket: created, updated, reimaged, pruned, unchanged or blocked.
 - A ProxmoxVM is this GitRepo's when its controller ownerReference has the GitRepo's uid. One with no controller
-  but the `proxnix.io/gitrepo` label (orphaned when its GitRepo was deleted) is adopted. Any other object of the same
+  but the `proxnix.io/gitrepo` label naming this GitRepo (orphaned when a GitRepo of this name was deleted) is
+  adopted. Any other object of the same
   name is never overwritten: blocked, with who owns it.
 - Patches are JSON merge patches of what differs (removed fields set to null); an unchanged VM is not patched, so a
   commit that changes nothing patches nothing.
@@ -10,8 +11,8 @@ Every desired or owned name lands in exactly one bucket: created, updated, reima
 - A protected VM (in the flake or on the cluster) keeps its image: blocked, with its other changes still applied.
   A protected VM that left the flake is never pruned (blocked); with `prune: false` none are.
 - The prune guard: a commit that would prune more than `pruneLimit` VMs (default: more than half of the owned ones),
-  or every owned VM, is held whole (no action at all) until the annotation `proxnix.io/confirm-prune` names its
-  revision.
+  or every owned VM, is held whole (no action at all; what it would do is listed as blocked) until the annotation
+  `proxnix.io/confirm-prune` names its revision.
 """
 
 from __future__ import annotations
@@ -61,8 +62,10 @@ class Existing:
         ref = self.controller()
         return ref is not None and ref.get("uid") == owner.uid
 
-    def adoptable(self) -> bool:
-        return self.controller() is None and LABEL_GITREPO in self.labels
+    def adoptable(self, owner: Owner) -> bool:
+        """An orphan of `owner`'s name: no controller, and the `proxnix.io/gitrepo` label names this GitRepo (an
+        orphan of another GitRepo is never taken over)."""
+        return self.controller() is None and self.labels.get(LABEL_GITREPO) == owner.name
 
     @property
     def protected(self) -> bool:
@@ -90,8 +93,16 @@ class Plan:
     pruned: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     blocked: dict[str, str] = field(default_factory=dict)
+    unapplied: list[str] = field(default_factory=list)
+    """The blocked VMs of the flake that were not applied at all (a name clash, a node or VMID change): the GitRepo
+    is not Ready while there are any. A protected VM whose image is held, or one kept after leaving the flake, is
+    reported in `blocked` only."""
     held: str = ""
     """Why the whole commit is held (the prune guard); empty when it may be applied."""
+
+    def not_applied(self) -> str:
+        """The unapplied VMs with why, for the Ready condition (empty when every VM of the flake was applied)."""
+        return ", ".join(f"{name} ({self.blocked[name]})" for name in sorted(self.unapplied))
 
     @property
     def has_actions(self) -> bool:
@@ -138,8 +149,11 @@ def _image_sha(spec: Mapping[str, Any]) -> str | None:
     return image.get("sha256") if isinstance(image, Mapping) else None
 
 
-def _owner_description(existing: Existing) -> str:
+def owner_description(existing: Existing) -> str:
+    """Who controls a ProxmoxVM, for a message."""
     ref = existing.controller()
+    if ref is None and LABEL_GITREPO in existing.labels:
+        return f"an orphan of GitRepo {existing.labels[LABEL_GITREPO]}"
     if ref is None:
         return "not created by a GitRepo"
     return f"controlled by {ref.get('kind', '?')} {ref.get('name', '?')}"
@@ -164,10 +178,11 @@ def _plan_desired(plan: Plan, obj: dict[str, Any], existing: Existing | None, ow
     if existing.deleting:
         plan.blocked[name] = "the ProxmoxVM is being deleted; it is created again once it is gone"
         return
-    if not (existing.owned_by(owner) or existing.adoptable()):
+    if not (existing.owned_by(owner) or existing.adoptable(owner)):
         plan.blocked[name] = (
-            f"a ProxmoxVM of this name exists and is {_owner_description(existing)}; not overwritten"
+            f"a ProxmoxVM of this name exists and is {owner_description(existing)}; not overwritten"
         )
+        plan.unapplied.append(name)
         return
     current = _normalized(existing.spec)
     desired = dict(obj["spec"])
@@ -180,6 +195,7 @@ def _plan_desired(plan: Plan, obj: dict[str, Any], existing: Existing | None, ow
         plan.blocked[name] = (
             f"{', '.join(moved)}: a ProxmoxVM cannot change node or VMID; give the VM a new name to replace it"
         )
+        plan.unapplied.append(name)
         return
     image_changed = _image_sha(current) != _image_sha(desired)
     keep_image = image_changed and (existing.protected or bool(desired.get("protected")))
@@ -244,7 +260,22 @@ def make_plan(
             f"the limit of {limit}{' (every VM)' if count == len(owned) else ''}; nothing was applied. To apply it, "
             f"annotate the GitRepo {ANNOTATION_CONFIRM_PRUNE}={revision}"
         )
-        plan.creates.clear()
-        plan.patches.clear()
-        plan.deletes.clear()
+        _hold(plan)
     return plan
+
+
+def _hold(plan: Plan) -> None:
+    """Nothing of a held plan happens: no action, and what would have been done is listed as blocked (held), not
+    as created, updated, reimaged or pruned."""
+    plan.creates.clear()
+    plan.patches.clear()
+    plan.deletes.clear()
+    for would, names in (
+        ("created", plan.created),
+        ("updated", plan.updated),
+        ("reimaged", plan.reimaged),
+        ("pruned", plan.pruned),
+    ):
+        for name in names:
+            plan.blocked[name] = f"held: would be {would} once {ANNOTATION_CONFIRM_PRUNE} names this revision"
+        names.clear()
