@@ -106,6 +106,19 @@ def test_node_pool_counters_come_out_at_scrape_time() -> None:
     assert values[("proxnix_vms", (("phase", "Running"),))] == 3
 
 
+def test_nix_builds_come_out_at_scrape_time() -> None:
+    from proxnix.adapters.nix import BuildStats
+
+    metrics = OperatorMetrics(
+        cast(NodeDirectory, FakeDirectory()), BuildStats(builds=5, failures=2, seconds=9.5, running=1)
+    )
+    values = sample_values(metrics.registry)
+    assert values[("proxnix_nix_builds_total", (("result", "ok"),))] == 3
+    assert values[("proxnix_nix_builds_total", (("result", "failed"),))] == 2
+    assert values[("proxnix_nix_build_seconds_total", ())] == 9.5
+    assert values[("proxnix_nix_builds_running", ())] == 1
+
+
 async def test_measured_counts_each_handler_result() -> None:
     metrics = OperatorMetrics(cast(NodeDirectory, FakeDirectory()))
     memo = SimpleNamespace(metrics=metrics)
@@ -131,7 +144,9 @@ async def test_measured_counts_each_handler_result() -> None:
 
 
 def test_dashboard_uses_only_exported_metrics() -> None:
-    exported = exported_names(OperatorMetrics(cast(NodeDirectory, FakeDirectory())).registry)
+    from proxnix.adapters.nix import BuildStats
+
+    exported = exported_names(OperatorMetrics(cast(NodeDirectory, FakeDirectory()), BuildStats()).registry)
     exported |= exported_names(WebhookMetrics().registry)
     dashboard = json.loads(DASHBOARD.read_text())
     exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]

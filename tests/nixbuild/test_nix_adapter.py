@@ -101,6 +101,7 @@ async def test_a_failed_build_keeps_its_log_and_reports_the_last_lines(tmp_path:
     assert "making the image failed on purpose" in caught.value.message
     assert caught.value.log_path == nix.log_path(KEY, REVISION)
     assert "making the image failed on purpose" in caught.value.log_path.read_text()
+    assert (nix.stats.builds, nix.stats.failures, nix.stats.running) == (1, 1, 0)
 
 
 async def test_each_store_path_is_hashed_once_and_rooted_images_are_not_rebuilt(
@@ -124,6 +125,8 @@ async def test_each_store_path_is_hashed_once_and_rooted_images_are_not_rebuilt(
     again = await nix.build(KEY, "2" * 40, ref, probes)
     assert again == first
     assert len(hashed) == 2
+    assert (nix.stats.builds, nix.stats.failures) == (1, 0), "a build that was skipped is not counted"
+    assert nix.stats.seconds > 0
     assert not nix.log_path(KEY, "2" * 40).exists(), "all images rooted: nix build is not run"
     restarted = make_nix(tmp_path)
     known = {b.file: b.sha256 for b in first.values()}

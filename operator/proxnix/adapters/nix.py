@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -79,6 +80,17 @@ class _Done:
     stderr: bytes
 
 
+@dataclass
+class BuildStats:
+    """What `nix build` cost so far (the operator's /metrics reads it at scrape time): builds run (skipped ones, whose
+    images were already rooted, are not counted), failed, their seconds, and how many run now."""
+
+    builds: int = 0
+    failures: int = 0
+    seconds: float = 0.0
+    running: int = 0
+
+
 class Nix:
     """Runs nix for every GitRepo of one operator process."""
 
@@ -100,6 +112,7 @@ class Nix:
         self.env = dict(env) if env is not None else None
         self.keep_logs = keep_logs
         self._builds = asyncio.Semaphore(max_concurrent_builds)
+        self.stats = BuildStats()
         self._hashes: dict[str, str] = {}
         self._version: NixVersion | None = None
 
@@ -162,10 +175,21 @@ class Nix:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         argv = commands.build_argv(flake, [(p.image_type, p.attr) for p in probes])
         async with self._builds:
-            with log_path.open("wb") as log:
-                done = await self._run(argv, limit=self.build_timeout, what="nix build", stderr_to=log)
+            self.stats.running += 1
+            started = time.monotonic()
+            try:
+                with log_path.open("wb") as log:
+                    done = await self._run(argv, limit=self.build_timeout, what="nix build", stderr_to=log)
+            except BaseException:
+                self.stats.failures += 1
+                raise
+            finally:
+                self.stats.running -= 1
+                self.stats.builds += 1
+                self.stats.seconds += time.monotonic() - started
         self._prune_logs(log_path.parent)
         if done.returncode != 0:
+            self.stats.failures += 1
             tail = last_lines(log_path.read_text(errors="replace"))
             raise NixError(NixErrorKind.BUILD_FAILED, tail or "nix build failed", log_path)
         try:

@@ -158,7 +158,7 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         )
         memo.node_probed = {}
         memo.vm_resynced = {}
-        memo.metrics = OperatorMetrics(directory)
+        memo.metrics = OperatorMetrics(directory, builder.stats)
         memo.metrics.watch_phases(kwargs[PHASE_INDEX])
         if config.metrics_listen:
             memo.metrics.serve(config.metrics_listen)

@@ -5,7 +5,8 @@ Two sources, so that the code that does the work never imports prometheus_client
   result (ok, retry, stalled, error) and their duration;
 - live counters read at scrape time by a collector: every node's SSH pool (`PoolStats`: sessions in use, remote
   commands by kind — `qm create`, `pvesh get`, … — with failures and latency, image uploads with bytes and
-  seconds) and the ProxmoxVMs by phase (a kopf index kept current from the watch stream).
+  seconds), the nix builds of the GitRepo controller (count, failures, seconds, running) and the ProxmoxVMs by phase
+  (a kopf index kept current from the watch stream).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from proxnix.adapters.nix import BuildStats
 from proxnix.adapters.ssh_pool import LATENCY_BOUNDS
 from proxnix.reconcile.node_directory import NodeDirectory
 
@@ -32,8 +34,9 @@ PHASE_INDEX = "vm_phases"
 class _LiveCollector(Collector):
     """Reads the node directory's pools and the VM phase index when Prometheus scrapes."""
 
-    def __init__(self, nodes: NodeDirectory) -> None:
+    def __init__(self, nodes: NodeDirectory, builds: BuildStats | None) -> None:
         self.nodes = nodes
+        self.builds = builds
         self.phases: Mapping[str, Any] | None = None
 
     def collect(self) -> Iterator[Any]:
@@ -77,6 +80,18 @@ class _LiveCollector(Collector):
             upload_bytes.add_metric([node], stats.upload_bytes)
             upload_seconds.add_metric([node], stats.upload_seconds)
         yield from (sessions, commands, latency, uploads, upload_bytes, upload_seconds)
+        if self.builds is not None:
+            b = self.builds
+            builds = CounterMetricFamily(
+                "proxnix_nix_builds", "nix build runs, by result.", labels=["result"]
+            )
+            builds.add_metric(["ok"], b.builds - b.failures)
+            builds.add_metric(["failed"], b.failures)
+            yield builds
+            yield CounterMetricFamily(
+                "proxnix_nix_build_seconds", "Seconds spent in nix build.", value=b.seconds
+            )
+            yield GaugeMetricFamily("proxnix_nix_builds_running", "nix builds running now.", value=b.running)
         vms = GaugeMetricFamily("proxnix_vms", "ProxmoxVMs by phase.", labels=["phase"])
         for phase, store in sorted((self.phases or {}).items()):
             vms.add_metric([phase], len(store))
@@ -86,7 +101,7 @@ class _LiveCollector(Collector):
 class OperatorMetrics:
     """Every metric of `proxnix operator`; kept in kopf's memo."""
 
-    def __init__(self, nodes: NodeDirectory) -> None:
+    def __init__(self, nodes: NodeDirectory, builds: BuildStats | None = None) -> None:
         self.registry = CollectorRegistry()
         self.reconciles = Counter(
             "proxnix_reconciles",
@@ -101,7 +116,7 @@ class OperatorMetrics:
             buckets=_RECONCILE_BUCKETS,
             registry=self.registry,
         )
-        self.live = _LiveCollector(nodes)
+        self.live = _LiveCollector(nodes, builds)
         self.registry.register(self.live)
 
     def watch_phases(self, index: Mapping[str, Any]) -> None:
