@@ -9,7 +9,7 @@ from typing import Any
 
 from proxnix.api.gitrepo import GitRepoSpec, GitRepoStatus
 from proxnix.reconcile.gitrepo import GitRepoReconciler, GitRepoRef
-from proxnix.reconcile.outcome import DELETE_FAILED
+from proxnix.reconcile.outcome import DELETE_FAILED, VMS_DELETING
 from tests.support.fake_gitrepo import VMS, FakeBuilder, FakeCluster, FakeSource
 
 UID = "3f1c0d2e-0000-4000-8000-000000000001"
@@ -85,3 +85,22 @@ async def test_a_failed_orphaning_keeps_the_finalizer(tmp_path: Path) -> None:
     assert outcome.retry is not None
     assert outcome.retry.policy is DELETE_FAILED
     assert source.forgotten == []
+
+
+async def test_delete_policy_keeps_the_finalizer_until_its_proxmoxvms_are_gone(tmp_path: Path) -> None:
+    """ProxmoxVMs have finalizers: while their VM controller works, the GitRepo stays, so that each VM's delete
+    handler still finds it asking for deletion (a GitRepo already gone reads as a garbage-collector cascade)."""
+    reconciler, cluster, _, _, ref = setup(tmp_path, deletionPolicy="Delete")
+    cluster.finalizers = True
+    first = await reconciler.delete(ref)
+    assert not first.done
+    assert first.retry is not None
+    assert first.retry.policy is VMS_DELETING
+    assert "db01, web01" in first.retry.reason
+    assert [e.reason for e in first.events] == ["Deleted"]
+    again = await reconciler.delete(ref)  # still deleting: nothing asked twice, no second Event
+    assert not again.done
+    assert again.events == []
+    assert sorted(cluster.writes) == [("delete", "db01"), ("delete", "web01")]
+    cluster.finish_deletions()
+    assert (await reconciler.delete(ref)).done

@@ -192,6 +192,9 @@ class FakeCluster:
         self.secrets: dict[str, dict[str, bytes]] = {}
         self.writes: list[tuple[str, str]] = []
         self.fail: set[str] = set()
+        # As the API server does for objects with finalizers (every ProxmoxVM has the operator's): a delete only
+        # marks the object; `finish_deletions()` plays the VM controller letting them go.
+        self.finalizers = False
 
     def add(self, plural: str, obj: Mapping[str, Any]) -> dict[str, Any]:
         stored = copy.deepcopy(dict(obj))
@@ -265,4 +268,12 @@ class FakeCluster:
     async def delete_object(self, plural: str, namespace: str, name: str) -> bool:
         self.writes.append(("delete", name))
         self._check("delete")
+        if self.finalizers and (plural, name) in self.objects:
+            self.objects[(plural, name)]["metadata"]["deletionTimestamp"] = "2026-12-02T00:00:00Z"
+            return True
         return self.objects.pop((plural, name), None) is not None
+
+    def finish_deletions(self) -> None:
+        """The marked objects go (their finalizers were removed)."""
+        for key in [k for k, o in self.objects.items() if o["metadata"].get("deletionTimestamp")]:
+            del self.objects[key]

@@ -73,6 +73,9 @@ DELETE_UNJUDGED = RetryPolicy("DeleteUnjudged", 10)
 """A VM to destroy cannot be judged yet (unreadable config, a create in progress)."""
 DELETE_FAILED = RetryPolicy("DeleteFailed", 15)
 """Destroying failed on something that may clear (a lost connection, a lock)."""
+VMS_DELETING = RetryPolicy("VmsDeleting", 5)
+"""A GitRepo with deletionPolicy Delete waits for its ProxmoxVMs to be gone (their VMs destroyed or kept) before its
+finalizer goes: while it is there, each VM's delete handler can still see that the GitRepo asked for deletion."""
 SOURCE_UNAVAILABLE = RetryPolicy("SourceUnavailable", 30)
 """A GitRepo's repository cannot be fetched (network, credentials, a missing ref) or its Secret is missing."""
 NIX_TRANSIENT = RetryPolicy("NixTransient", 60)
