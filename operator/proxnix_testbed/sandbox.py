@@ -102,6 +102,8 @@ class Sandbox:
         self.plane: ControlPlane | None = config.control_plane
         self._own_plane = config.control_plane is None
         self.operator: subprocess.Popen[bytes] | None = None
+        self.webhook: subprocess.Popen[bytes] | None = None
+        self.webhook_url = ""
         self.health_port = 0
         self.metrics_port = 0
         self._operator_runs = 0
@@ -144,9 +146,10 @@ class Sandbox:
             self.start_operator()
 
     def down(self) -> None:
-        """Stop the operator and the nodes; clear the namespace of a shared control plane, or stop our own
-        (idempotent)."""
+        """Stop the operator, the webhook sidecar and the nodes; clear the namespace of a shared control plane, or
+        stop our own (idempotent)."""
         self.stop_operator()
+        self.stop_webhook()
         if self.cluster is not None:
             control.down(self.sim_dir)
             self.cluster = None
@@ -245,6 +248,48 @@ class Sandbox:
     def operator_log(self) -> str:
         path = self.dir / f"operator-{self._operator_runs}.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+    # --- the webhook sidecar ---------------------------------------------------------------------------------------
+
+    def start_webhook(self) -> str:
+        """Start `proxnix webhook` as ServiceAccount proxnix-webhook on loopback (as the sidecar of the operator's
+        pod); returns its `/hook` URL once `/readyz` answers."""
+        if self.webhook is not None and self.webhook.poll() is None:
+            raise SandboxError("the webhook sidecar is already running")
+        assert self.plane is not None
+        kubeconfig = identities.service_account_kubeconfig(
+            self.plane, identities.WEBHOOK, self.dir / "webhook.kubeconfig",
+            default_namespace=self.config.namespace,
+        )  # fmt: skip
+        port = free_port()
+        log_path = self.dir / "webhook.log"
+        log = log_path.open("ab")
+        argv = [
+            sys.executable, "-m", "proxnix.cli", "webhook", "--listen", f"127.0.0.1:{port}",
+            "--namespace", self.config.namespace, "--miss-seconds", "0",
+        ]  # fmt: skip
+        self.webhook = proc = subprocess.Popen(
+            argv, env={**self.env, "KUBECONFIG": str(kubeconfig)}, stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise SandboxError(f"the webhook sidecar exited ({proc.returncode}):\n{log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as rsp:
+                    return bool(rsp.status == 200)
+            except OSError:
+                return False
+
+        wait_for(ready, 20, "the webhook sidecar's /readyz")
+        self.webhook_url = f"http://127.0.0.1:{port}/hook"
+        return self.webhook_url
+
+    def stop_webhook(self) -> None:
+        proc, self.webhook = self.webhook, None
+        if proc is not None:
+            _terminate(proc)
 
     # --- Kubernetes ------------------------------------------------------------------------------------------------
 

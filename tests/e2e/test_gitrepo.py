@@ -11,19 +11,15 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from proxnix_testbed.controlplane import identities
 from proxnix_testbed.gitserver import GitServer, WebhookTarget
-from proxnix_testbed.sandbox import Sandbox, free_port
+from proxnix_testbed.sandbox import Sandbox
 from tests.e2e.conftest import condition, node_config
 from tests.support.flakes import FLAKES, write_flake, write_labels
 from tests.support.gitwork import WorkingCopy
@@ -106,40 +102,10 @@ def _secret(name: str, data: dict[str, bytes]) -> str:
 @pytest.fixture(scope="module")
 def webhook(sandbox: Sandbox) -> Iterator[str]:
     """`proxnix webhook` as ServiceAccount proxnix-webhook, on loopback; yields its /hook URL."""
-    assert sandbox.plane is not None
-    kubeconfig = identities.service_account_kubeconfig(
-        sandbox.plane, identities.WEBHOOK, sandbox.dir / "webhook.kubeconfig"
-    )
-    port = free_port()
-    env = {**sandbox.env, "KUBECONFIG": str(kubeconfig)}
-    log = (sandbox.dir / "webhook.log").open("wb")
-    argv = [
-        sys.executable,
-        "-m",
-        "proxnix.cli",
-        "webhook",
-        "--listen",
-        f"127.0.0.1:{port}",
-        "--miss-seconds",
-        "0",
-    ]
-    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-
-    def ready() -> bool:
-        assert proc.poll() is None, (sandbox.dir / "webhook.log").read_text()
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as rsp:
-                return bool(rsp.status == 200)
-        except OSError:
-            return False
-
     try:
-        sandbox.wait_for(ready, 20, "the webhook sidecar ready")
-        yield f"http://127.0.0.1:{port}/hook"
+        yield sandbox.start_webhook()
     finally:
-        proc.terminate()
-        proc.wait(10)
+        sandbox.stop_webhook()
 
 
 @pytest.fixture(scope="module")
