@@ -10,6 +10,7 @@ between sandboxes (`SandboxConfig.control_plane`); a sandbox clears what it made
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -31,6 +32,7 @@ from proxnix_testbed.controlplane import identities
 from proxnix_testbed.controlplane.binaries import REPO_ROOT, kubectl_binary, run_kubectl
 from proxnix_testbed.controlplane.cluster import ControlPlane, free_port
 from proxnix_testbed.controlplane.kubeconfig import write_cert_kubeconfig
+from proxnix_testbed.gitserver import GitServer, WebhookTarget
 from proxnix_testbed.nixconf import nix_config
 from pvesim import control
 from pvesim.control import ClusterInfo
@@ -104,6 +106,7 @@ class Sandbox:
         self.operator: subprocess.Popen[bytes] | None = None
         self.webhook: subprocess.Popen[bytes] | None = None
         self.webhook_url = ""
+        self.git: GitServer | None = None
         self.health_port = 0
         self.metrics_port = 0
         self._operator_runs = 0
@@ -150,6 +153,9 @@ class Sandbox:
         stop our own (idempotent)."""
         self.stop_operator()
         self.stop_webhook()
+        if self.git is not None:
+            self.git.stop()
+            self.git = None
         if self.cluster is not None:
             control.down(self.sim_dir)
             self.cluster = None
@@ -290,6 +296,52 @@ class Sandbox:
         proc, self.webhook = self.webhook, None
         if proc is not None:
             _terminate(proc)
+
+    # --- the git server --------------------------------------------------------------------------------------------
+
+    def start_git_server(self) -> GitServer:
+        """Start the sandbox's git server (sshd + git-shell on loopback, `proxnix_testbed.gitserver`)."""
+        if self.git is None:
+            self.git = GitServer.start(self.dir / "git")
+        return self.git
+
+    def create_fleet_repo(self, name: str, hook_secret: bytes) -> str:
+        """A bare repository `name` on the git server whose post-receive hook sends signed pushes to the webhook
+        sidecar (started if needed); returns its SSH URL."""
+        server = self.start_git_server()
+        url = self.webhook_url or self.start_webhook()
+        server.create_repo(name, WebhookTarget(url=url, secret=hook_secret))
+        return server.ssh_url(name)
+
+    def gitrepo_manifest(self, name: str, hook_secret: bytes, **spec: Any) -> str:
+        """A GitRepo following `main` of repository `name` on the git server over SSH, and its Secrets (`<name>-git`:
+        the client key and the server's host key; `<name>-hook`: the webhook secret), as a user writes them."""
+        assert self.git is not None, "start_git_server() first"
+        ns = self.config.namespace
+
+        def secret(secret_name: str, data: dict[str, bytes]) -> dict[str, Any]:
+            encoded = {key: base64.b64encode(value).decode() for key, value in data.items()}
+            meta = {"name": secret_name, "namespace": ns}
+            return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque", "data": encoded}
+
+        git_secret = {
+            "identity": self.git.client_key.read_bytes(),
+            "known_hosts": self.git.known_hosts.read_bytes(),
+        }
+        gitrepo = {
+            "apiVersion": "proxnix.io/v1alpha1",
+            "kind": "GitRepo",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {
+                "url": self.git.ssh_url(name),
+                "ref": {"branch": "main"},
+                "secretRef": {"name": f"{name}-git"},
+                "webhook": {"secretRef": {"name": f"{name}-hook"}},
+                **spec,
+            },
+        }
+        docs = [secret(f"{name}-git", git_secret), secret(f"{name}-hook", {"token": hook_secret}), gitrepo]
+        return yaml.safe_dump_all(docs, sort_keys=False)
 
     # --- Kubernetes ------------------------------------------------------------------------------------------------
 

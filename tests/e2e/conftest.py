@@ -14,6 +14,9 @@ import pytest
 
 from proxnix_testbed.controlplane import ControlPlane
 from proxnix_testbed.sandbox import REPO_CRDS, Sandbox, SandboxConfig, running_sandbox
+from tests.support.observe import condition, node_config, node_vmids
+
+__all__ = ["condition", "node_config", "node_vmids"]
 
 
 @pytest.fixture(scope="module")
@@ -55,14 +58,6 @@ def _ready(obj: dict[str, Any] | None) -> bool:
     return condition(obj, "Ready").get("status") == "True"
 
 
-def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
-    """The condition of that type in obj.status, or {}."""
-    for cond in ((obj or {}).get("status") or {}).get("conditions", []):
-        if cond.get("type") == type_:
-            return dict(cond)
-    return {}
-
-
 def vm_manifest(
     name: str, vmid: int, image: Path, node: str = "pve1", *, namespace: str = "default", **spec: Any
 ) -> str:
@@ -73,21 +68,6 @@ def vm_manifest(
         "spec": {"node": node, "vmid": vmid, "image": {"source": str(image)}, **spec},
     }
     return json.dumps(body)
-
-
-def node_config(sb: Sandbox, node: str, vmid: int) -> dict[str, str] | None:
-    """`qm config <vmid>` on the node as a dict, or None when the VM is not there."""
-    result = sb.ssh(node, f"qm config {vmid}")
-    if result.rc != 0:
-        assert "does not exist" in result.err, result.err
-        return None
-    return dict(line.split(": ", 1) for line in result.out.splitlines() if ": " in line)
-
-
-def node_vmids(sb: Sandbox, node: str) -> list[int]:
-    """VMIDs in `qm list` on the node."""
-    out = sb.ssh(node, "qm list").out
-    return [int(line.split()[0]) for line in out.splitlines()[1:] if line.strip()]
 
 
 def events(sb: Sandbox, name: str) -> list[dict[str, Any]]:

@@ -9,149 +9,35 @@ protected, db01 on pve2 with deletionPolicy Retain) and wait on conditions, neve
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 
-from proxnix_testbed.gitserver import GitServer, WebhookTarget
 from proxnix_testbed.sandbox import Sandbox
-from tests.e2e.conftest import condition, node_config
-from tests.support.flakes import FLAKES, write_flake, write_labels
-from tests.support.gitwork import WorkingCopy
+from tests.e2e.conftest import condition, events, node_config
+from tests.support.fleet import FLEET, Fleet, open_fleet, vms_variant
 
 pytestmark = pytest.mark.e2e
 
-HOOK_SECRET = b"e2e-push-secret"
 GC_WITHIN = 90  # the collector notices a new custom kind on a 30 s discovery resync; measured 21-41 s
-FLEET = {"web01": ("pve1", 100), "web02": ("pve1", 101), "db01": ("pve2", 110)}
-
-
-@dataclass
-class Fleet:
-    """The user's side: a working copy of the fleet repository, and the sandbox the pushes land in."""
-
-    sb: Sandbox
-    work: WorkingCopy
-    server: GitServer
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def push(self, message: str, vms: str | None = None, **labels: str) -> str:
-        """Commit (vms.nix from a variant or as given, image labels) and push; returns the new head."""
-        if vms is not None:
-            (self.work.path / "vms.nix").write_text(vms)
-        if labels:
-            write_labels(self.work.path, {"web": "web-v1", "db": "db-v1", "unused": "never-built", **labels})
-        head = self.work.commit(message)
-        pushed = self.work.push()
-        assert "-> 202" in pushed, pushed  # the sidecar accepted the hook's delivery
-        return head
-
-    def gitrepo(self) -> dict[str, Any]:
-        found = self.sb.get("gitrepo", "fleet")
-        assert found is not None
-        return found
-
-    def wait_fetched(self, head: str, timeout: float = 60) -> dict[str, Any]:
-        """The GitRepo after a reconcile of `head` finished (Reconciling False, or a problem reported)."""
-
-        def done() -> dict[str, Any] | None:
-            repo = self.gitrepo()
-            status = repo.get("status") or {}
-            finished = condition(repo, "Reconciling").get("reason") not in {
-                "Fetching",
-                "Evaluating",
-                "Building",
-            }
-            return repo if status.get("lastFetchedRevision") == head and finished else None
-
-        found: dict[str, Any] = self.sb.wait_for(done, timeout, f"GitRepo fetched {head[:12]}")
-        return found
-
-    def wait_ready(self, head: str, timeout: float = 120) -> dict[str, Any]:
-        """The GitRepo Ready for `head` (applied, every ProxmoxVM Ready for it)."""
-
-        def ready() -> dict[str, Any] | None:
-            repo = self.gitrepo()
-            applied = (repo.get("status") or {}).get("lastAppliedRevision") == head
-            return repo if applied and condition(repo, "Ready").get("status") == "True" else None
-
-        found: dict[str, Any] = self.sb.wait_for(ready, timeout, f"GitRepo Ready at {head[:12]}")
-        return found
-
-    def configs(self) -> dict[str, dict[str, str] | None]:
-        return {name: node_config(self.sb, node, vmid) for name, (node, vmid) in FLEET.items()}
-
-    def vm_specs(self) -> dict[str, Any]:
-        return {name: (self.sb.get("proxmoxvm", name) or {}).get("spec") for name in FLEET}
-
-
-def _variant(name: str) -> str:
-    return (FLAKES / "vms" / f"{name}.nix").read_text()
-
-
-def _secret(name: str, data: dict[str, bytes]) -> str:
-    encoded = {key: base64.b64encode(value).decode() for key, value in data.items()}
-    return json.dumps({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": encoded})
 
 
 @pytest.fixture(scope="module")
-def webhook(sandbox: Sandbox) -> Iterator[str]:
-    """`proxnix webhook` as ServiceAccount proxnix-webhook, on loopback; yields its /hook URL."""
+def fleet(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """The fleet repository on the sandbox's git server (its hook → the webhook sidecar), its first commit pushed,
+    and the Secrets GitRepo `fleet` needs (the tests apply the GitRepo)."""
     try:
-        yield sandbox.start_webhook()
+        yield open_fleet(sandbox, tmp_path_factory.mktemp("git") / "work")
     finally:
         sandbox.stop_webhook()
-
-
-@pytest.fixture(scope="module")
-def fleet(sandbox: Sandbox, webhook: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    """The fleet repository on the git server (its hook → the sidecar), its first commit pushed, and GitRepo
-    `fleet` following main over SSH with the Secrets it needs."""
-    root = tmp_path_factory.mktemp("git")
-    with GitServer.start(root / "server") as server:
-        server.create_repo("fleet", WebhookTarget(url=webhook, secret=HOOK_SECRET))
-        work = WorkingCopy(root / "work", server.ssh_url("fleet"), server.ssh_command())
-        write_flake(work.path, "fleet")
-        work.commit("fleet: web01, web02, db01")
-        work.push()
-        sb = sandbox
-        sb.apply(
-            _secret(
-                "fleet-git",
-                {"identity": server.client_key.read_bytes(), "known_hosts": server.known_hosts.read_bytes()},
-            )
-        )
-        sb.apply(_secret("fleet-hook", {"token": HOOK_SECRET}))
-        yield Fleet(sb, work, server)
-
-
-def _apply_gitrepo(fleet: Fleet, **spec: Any) -> None:
-    body = {
-        "apiVersion": "proxnix.io/v1alpha1",
-        "kind": "GitRepo",
-        "metadata": {"name": "fleet", "namespace": "default"},
-        "spec": {
-            "url": fleet.server.ssh_url("fleet"),
-            "ref": {"branch": "main"},
-            "secretRef": {"name": "fleet-git"},
-            "webhook": {"secretRef": {"name": "fleet-hook"}},
-            "defaultNode": "pve1",
-            "interval": "1h",
-            **spec,
-        },
-    }
-    fleet.sb.apply(json.dumps(body))
 
 
 def test_applying_a_gitrepo_creates_the_flakes_vms(fleet: Fleet) -> None:
     head = fleet.work.git("rev-parse", "HEAD")
     start = time.monotonic()
-    _apply_gitrepo(fleet)
+    fleet.apply_gitrepo()
     repo = fleet.wait_ready(head, 180)
     fleet.timings["first apply (cold build, 3 uploads)"] = time.monotonic() - start
     status = repo["status"]
@@ -165,7 +51,7 @@ def test_applying_a_gitrepo_creates_the_flakes_vms(fleet: Fleet) -> None:
         assert vm["metadata"]["ownerReferences"][0]["uid"] == repo["metadata"]["uid"]
         assert vm["spec"]["image"]["source"].startswith("/nix/store/")
         assert node_config(fleet.sb, node, vmid) is not None
-    assert any(e["reason"] == "Applied" for e in _events(fleet.sb, "fleet"))
+    assert any(e["reason"] == "Applied" for e in events(fleet.sb, "fleet"))
 
 
 def test_a_memory_change_changes_only_that_vm_in_place(fleet: Fleet) -> None:
@@ -222,7 +108,7 @@ def test_a_broken_commit_leaves_every_vm_as_it_was_and_says_why(
     configs, specs = fleet.configs(), fleet.vm_specs()
     applied = fleet.gitrepo()["status"]["lastAppliedRevision"]
     good = (fleet.work.path / "vms.nix").read_text()
-    head = fleet.push(f"broken: {variant}", _variant(variant))
+    head = fleet.push(f"broken: {variant}", vms_variant(variant))
     repo = fleet.wait_fetched(head)
     ready = condition(repo, "Ready")
     assert (ready["status"], ready["reason"]) == ("False", reason)
@@ -247,7 +133,7 @@ def test_removing_a_vm_prunes_it(fleet: Fleet) -> None:
 
 
 def test_a_prune_over_the_limit_waits_for_confirmation(fleet: Fleet) -> None:
-    _apply_gitrepo(fleet, pruneLimit=0)
+    fleet.apply_gitrepo(pruneLimit=0)
     vms = (fleet.work.path / "vms.nix").read_text()
     start, end = vms.index("  web01 = {"), vms.index("  web02 = {")
     head = fleet.push("drop web01", vms[:start] + vms[end:])
@@ -298,10 +184,5 @@ def test_deleting_the_gitrepo_orphans_its_vms_and_the_garbage_collector_does_not
     assert not web02["metadata"].get("deletionTimestamp")
     assert web02["metadata"]["labels"]["proxnix.io/gitrepo"] == "fleet"  # adoptable by the next GitRepo
     assert node_config(sb, "pve1", 101) == before
-    assert any(e["reason"] == "Orphaned" for e in _events(sb, "fleet"))
+    assert any(e["reason"] == "Orphaned" for e in events(sb, "fleet"))
     print(f"\ngitrepo e2e timings: {json.dumps({k: round(v, 2) for k, v in fleet.timings.items()})}")
-
-
-def _events(sb: Sandbox, name: str) -> list[dict[str, Any]]:
-    out = sb.kubectl("get", "events", "-o", "json").out
-    return [e for e in json.loads(out)["items"] if e.get("involvedObject", {}).get("name") == name]

@@ -1,0 +1,104 @@
+"""The user's side of a GitRepo in the sandbox, for end-to-end tests and benches: a working copy of the fleet
+repository on the sandbox's git server (its post-receive hook → the webhook sidecar), commits pushed with real git,
+and waits on the GitRepo's status (fetched, Ready at a revision).
+
+`open_fleet(sb, workdir)` creates the repository with the test flake (tests/fixtures/flakes, variant `fleet`:
+web01, web02 protected on pve1, db01 with deletionPolicy Retain on pve2), and pushes it; `Fleet.apply_gitrepo(**spec)`
+applies the GitRepo and its Secrets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from proxnix_testbed.gitserver import GitServer
+from proxnix_testbed.sandbox import Sandbox
+from tests.support.flakes import DEFAULT_LABELS, FLAKES, write_flake, write_labels
+from tests.support.gitwork import WorkingCopy
+from tests.support.observe import condition, node_config
+
+HOOK_SECRET = b"e2e-push-secret"
+FLEET = {"web01": ("pve1", 100), "web02": ("pve1", 101), "db01": ("pve2", 110)}
+BUSY_REASONS = frozenset({"Fetching", "Evaluating", "Building"})
+
+
+def vms_variant(name: str) -> str:
+    """The text of vms variant `name` (tests/fixtures/flakes/vms/<name>.nix)."""
+    return (FLAKES / "vms" / f"{name}.nix").read_text()
+
+
+@dataclass
+class Fleet:
+    """A working copy of the fleet repository, and the sandbox the pushes land in."""
+
+    sb: Sandbox
+    work: WorkingCopy
+    server: GitServer
+    name: str = "fleet"
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def push(self, message: str, vms: str | None = None, **labels: str) -> str:
+        """Commit (vms.nix from a variant or as given, image labels) and push; returns the new head."""
+        if vms is not None:
+            (self.work.path / "vms.nix").write_text(vms)
+        if labels:
+            write_labels(self.work.path, {**DEFAULT_LABELS, **labels})
+        head = self.work.commit(message)
+        pushed = self.work.push()
+        assert "-> 202" in pushed, pushed  # the sidecar accepted the hook's delivery
+        return head
+
+    def apply_gitrepo(self, **spec: Any) -> None:
+        """Apply GitRepo `fleet` following main over SSH (defaultNode pve1, polling only hourly) plus `spec`."""
+        self.sb.apply(
+            self.sb.gitrepo_manifest(self.name, HOOK_SECRET, defaultNode="pve1", interval="1h", **spec)
+        )
+
+    def gitrepo(self) -> dict[str, Any]:
+        found = self.sb.get("gitrepo", self.name)
+        assert found is not None
+        return found
+
+    def wait_fetched(self, head: str, timeout: float = 60) -> dict[str, Any]:
+        """The GitRepo after a reconcile of `head` finished (Reconciling False, or a problem reported)."""
+
+        def done() -> dict[str, Any] | None:
+            repo = self.gitrepo()
+            fetched = (repo.get("status") or {}).get("lastFetchedRevision") == head
+            busy = condition(repo, "Reconciling").get("reason") in BUSY_REASONS
+            return repo if fetched and not busy else None
+
+        found: dict[str, Any] = self.sb.wait_for(done, timeout, f"GitRepo fetched {head[:12]}")
+        return found
+
+    def wait_ready(self, head: str, timeout: float = 120) -> dict[str, Any]:
+        """The GitRepo Ready for `head` (applied, every ProxmoxVM Ready for it)."""
+
+        def ready() -> dict[str, Any] | None:
+            repo = self.gitrepo()
+            applied = (repo.get("status") or {}).get("lastAppliedRevision") == head
+            return repo if applied and condition(repo, "Ready").get("status") == "True" else None
+
+        found: dict[str, Any] = self.sb.wait_for(ready, timeout, f"GitRepo Ready at {head[:12]}")
+        return found
+
+    def configs(self) -> dict[str, dict[str, str] | None]:
+        """`qm config` of each fleet VM on its node (None: not there)."""
+        return {name: node_config(self.sb, node, vmid) for name, (node, vmid) in FLEET.items()}
+
+    def vm_specs(self) -> dict[str, Any]:
+        return {name: (self.sb.get("proxmoxvm", name) or {}).get("spec") for name in FLEET}
+
+
+def open_fleet(sb: Sandbox, workdir: Path, name: str = "fleet") -> Fleet:
+    """Repository `name` on the sandbox's git server with the test fleet's first commit pushed (the webhook
+    sidecar started if needed)."""
+    url = sb.create_fleet_repo(name, HOOK_SECRET)
+    assert sb.git is not None
+    work = WorkingCopy(workdir, url, sb.git.ssh_command())
+    write_flake(work.path, "fleet")
+    work.commit("fleet: web01, web02, db01")
+    work.push()
+    return Fleet(sb, work, sb.git, name)
