@@ -65,15 +65,19 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         await _probe(body, memo, retry)
 
     @kopf.timer(GROUP, VERSION, PLURAL, interval=config.node_tick, id="probe-timer", registry=registry)
-    @measured("ProxmoxNode", "probe-timer")
-    async def node_probe(body: kopf.Body, spec: kopf.Spec, memo: Any, **_: Any) -> None:
-        """Probe the node every spec.probeInterval (re-reading its Secret); the result feeds the VMs' resync.
-        The status says what failed; the timer tries again at the next interval."""
+    async def node_probe_tick(body: kopf.Body, spec: kopf.Spec, memo: Any, **_: Any) -> None:
+        """Probe the node every spec.probeInterval (re-reading its Secret), and at once when its liveness verdict
+        changed since the last probe; a tick with nothing due does nothing and is not counted as a reconcile."""
         last = memo.node_probed.get(_key(body))
-        # harden (issue 10): probe at once when the liveness verdict changed since the last probe
         alive = memo.ctx.nodes.alive(body.metadata.namespace or "", body.metadata.name or "")
         if last is not None and time.monotonic() - last[0] < _probe_interval(spec) and last[1] == alive:
             return
+        await node_probe(body=body, memo=memo)
+
+    @measured("ProxmoxNode", "probe-timer")
+    async def node_probe(body: kopf.Body, memo: Any) -> None:
+        """The timer's probe: the result feeds the VMs' resync; the status says what failed, and the timer tries
+        again at the next interval."""
         await _probe(body, memo, None)
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, id="close-pool", registry=registry)
