@@ -83,6 +83,10 @@ if [ -n "$IMAGE" ]; then
     "$rel" "${IMAGE%:*}" >"$build/kustomization.yaml"
   [ "${IMAGE##*:}" != "$IMAGE" ] && printf '  newTag: %s\n' "${IMAGE##*:}" >>"$build/kustomization.yaml"
   OVERLAY="$build"
+  if [ "$DRY_RUN" = 1 ] && command -v kubectl >/dev/null; then
+    # show what the overlay really deploys (kustomize renders it; nothing is applied)
+    kubectl kustomize "$OVERLAY" | sed -n 's/^ *image: /    would deploy image: /p' | sort -u
+  fi
 fi
 # CRDs first (proxnix's and kopf's peering CRDs): objects of a kind cannot go in the same apply as its CRD.
 run k3s kubectl apply --server-side -k "$REPO_DIR/manifests/crds"

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
+
+from proxnix_testbed.controlplane.binaries import kubectl_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "hack" / "install-k3s.sh"
 
 
 def dry_run(*args: str) -> subprocess.CompletedProcess[str]:
+    """The script's dry run, with the kubectl matching the server (from the venv) on PATH."""
+    env = {**os.environ, "PATH": f"{Path(kubectl_binary()).parent}:{os.environ.get('PATH', '')}"}
     return subprocess.run(
-        ["bash", str(SCRIPT), "--dry-run", *args], capture_output=True, text=True, timeout=60, check=False
+        ["bash", str(SCRIPT), "--dry-run", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
     )
 
 
@@ -30,6 +40,9 @@ def test_dry_run_with_an_image_applies_an_overlay_that_names_it() -> None:
     out = dry_run("--image", "registry.example/proxnix:1.2.3")
     assert out.returncode == 0, out.stderr
     assert "with image registry.example/proxnix:1.2.3" in out.stdout
+    # kustomize rendered the overlay the script wrote: every container runs that image, and no other
+    deployed = [line.split(": ", 1)[1] for line in out.stdout.splitlines() if "would deploy image: " in line]
+    assert deployed == ["registry.example/proxnix:1.2.3"], out.stdout
 
 
 def test_bad_arguments_exit_2() -> None:
