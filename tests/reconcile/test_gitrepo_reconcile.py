@@ -177,6 +177,8 @@ async def test_ready_once_every_owned_proxmoxvm_is_ready_for_its_generation(worl
     assert outcome.events == []  # the same revision again: no second Applied Event
     assert world.status.last_plan is not None
     assert world.status.last_plan.created == FLEET  # the plan that applied it, not the re-check's
+    assert "3 created" in world.message("Ready")  # and the message says what it did
+    assert "unchanged" not in world.message("Ready")
     assert world.cluster.writes == [("create", "db01"), ("create", "web01"), ("create", "web02")]
 
 

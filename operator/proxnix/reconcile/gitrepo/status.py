@@ -99,7 +99,8 @@ def applied(
     record_plan: bool = True,
 ) -> str:
     """The revision is applied: its revision, message, images and (`record_plan`) plan; Applied=True. Returns the
-    message. A re-check of the applied revision that changed nothing keeps the plan that applied it."""
+    message. A re-check of the applied revision that changed nothing keeps the plan that applied it, and the
+    message (Applied, and Ready once the VMs are) keeps saying what that plan did."""
     status.last_applied_revision = result.revision
     status.last_applied_message = result.message
     status.images = [
@@ -108,7 +109,7 @@ def applied(
     ]
     if record_plan or status.last_plan is None:
         status.last_plan = plan
-    message = f"applied {short_sha(result.revision)} ({result.message}): {plan_counts(plan)}"
+    message = f"applied {short_sha(result.revision)} ({result.message}): {plan_counts(status.last_plan)}"
     _put(status, generation, ConditionType.APPLIED, "True", SUCCEEDED, message)
     return message
 
