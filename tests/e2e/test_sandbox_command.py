@@ -24,6 +24,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 START_TIMEOUT = 480
 FOLLOW_TIMEOUT = 120
 COMMAND = [sys.executable, "-m", "proxnix_testbed.sandbox"]
+# As on a fresh machine: no global git configuration, so no git identity (the sandbox sets one in the working copy).
+FRESH_GIT = {"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}
 
 
 class Output:
@@ -67,7 +69,7 @@ class Output:
 
 def bash(script: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run printed commands as the user's shell does (without the test's KUBECONFIG or git settings)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBECONFIG", "GIT_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBECONFIG", "GIT_"))} | FRESH_GIT
     return subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         cwd=cwd,
@@ -111,6 +113,7 @@ def test_the_main_command_runs_the_example_fleet_and_a_printed_git_push_changes_
     sandbox_dir = tmp_path / "sb"
     proc = subprocess.Popen(
         [*COMMAND, "--dir", str(sandbox_dir)],
+        env={**os.environ, **FRESH_GIT},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
