@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from proxnix_testbed.sandbox import Sandbox, SandboxError
+from proxnix_testbed.sandbox import Sandbox, SandboxError, is_ready
 
 EXAMPLE_FLEET = Path(__file__).resolve().parent / "example_fleet"
 REPO = "fleet"
@@ -88,10 +88,8 @@ def wait_running(sb: Sandbox, demo: Demo, timeout: float) -> None:
     """Until GitRepo `fleet` is Ready at the pushed commit and each of its VMs is Running."""
 
     def ready() -> bool:
-        repo = sb.get("gitrepo", REPO) or {}
-        status = repo.get("status") or {}
-        conditions = {c.get("type"): c.get("status") for c in status.get("conditions", [])}
-        return status.get("lastAppliedRevision") == demo.head and conditions.get("Ready") == "True"
+        repo = sb.get("gitrepo", REPO)
+        return (repo or {}).get("status", {}).get("lastAppliedRevision") == demo.head and is_ready(repo)
 
     def running() -> bool:
         return all(

@@ -54,7 +54,7 @@ class SandboxError(RuntimeError):
     """Something in the sandbox did not come up or did not behave in time."""
 
 
-__all__ = ["Sandbox", "SandboxConfig", "SandboxError", "free_port", "running_sandbox", "wait_for"]
+__all__ = ["Sandbox", "SandboxConfig", "SandboxError", "free_port", "is_ready", "running_sandbox", "wait_for"]
 
 
 def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
@@ -67,6 +67,12 @@ def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: fl
         if time.monotonic() > deadline:
             raise SandboxError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
+
+
+def is_ready(obj: dict[str, Any] | None) -> bool:
+    """Whether a proxnix object's Ready condition is True."""
+    conditions = ((obj or {}).get("status") or {}).get("conditions", [])
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 @dataclass
@@ -552,6 +558,11 @@ def _serve(sb: Sandbox, nodes: int, no_demo: bool, exit_when_ready: bool, starte
         )
         print(sb.kubectl("get", "gitrepos,proxmoxvms", "-o", "wide").out)
     else:
+        assert sb.cluster is not None
+        names = [node.name for node in sb.cluster.nodes]
+        sb.wait_for(
+            lambda: all(is_ready(sb.get("proxmoxnode", name)) for name in names), 120, "the nodes Ready"
+        )
         print(sb.kubectl("get", "proxnix", "-o", "wide").out)
     print(demo.instructions(sb, Path(kubectl_binary()).parent, published))
     print(f"Metrics: curl -s http://127.0.0.1:{sb.metrics_port}/metrics | grep ^proxnix_\n")
