@@ -3,8 +3,8 @@
 manifests/base/rbac.yaml installed, the operator authenticated as its ServiceAccount, reading its nodes' SSH keys
 from Secrets and reaching them over SSH with host-key checking. The user (kubectl, `Sandbox.kubectl`) is the admin.
 
-Used two ways: `python -m proxnix_testbed.sandbox` (the README's main command: bring everything up, deploy a demo
-VM, keep running until Ctrl-C) and, as the `Sandbox` class, by the end-to-end tests, which share one control plane
+Used two ways: `python -m proxnix_testbed.sandbox` (the README's main command: bring everything up with the git
+server, the webhook sidecar and the example fleet of `proxnix_testbed.demo`, keep running until Ctrl-C) and, as the `Sandbox` class, by the end-to-end tests, which share one control plane
 between sandboxes (`SandboxConfig.control_plane`); a sandbox clears what it made in its namespace when it stops.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import io
 import json
 import os
 import shutil
@@ -53,7 +54,7 @@ class SandboxError(RuntimeError):
     """Something in the sandbox did not come up or did not behave in time."""
 
 
-__all__ = ["Sandbox", "SandboxConfig", "SandboxError", "free_port", "running_sandbox", "wait_for"]
+__all__ = ["Sandbox", "SandboxConfig", "SandboxError", "free_port", "is_ready", "running_sandbox", "wait_for"]
 
 
 def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
@@ -66,6 +67,12 @@ def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: fl
         if time.monotonic() > deadline:
             raise SandboxError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
+
+
+def is_ready(obj: dict[str, Any] | None) -> bool:
+    """Whether a proxnix object's Ready condition is True."""
+    conditions = ((obj or {}).get("status") or {}).get("conditions", [])
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 @dataclass
@@ -471,35 +478,13 @@ def running_sandbox(config: SandboxConfig, *, operator: bool = True) -> Iterator
         sandbox.down()
 
 
-DEMO_VMS = (("web01", 100, "pve1"), ("db01", 101, "pve2"))
-
-
-def _demo_manifest(sandbox: Sandbox, image: Path) -> str:
-    assert sandbox.cluster is not None
-    nodes = [n.name for n in sandbox.cluster.nodes]
-    docs = [
-        {
-            "apiVersion": "proxnix.io/v1alpha1",
-            "kind": "ProxmoxVM",
-            "metadata": {"name": name, "namespace": sandbox.config.namespace},
-            "spec": {
-                "node": node if node in nodes else nodes[0],
-                "vmid": vmid,
-                "cores": 2,
-                "memoryMiB": 1024,
-                "disk": {"sizeGiB": 4},
-                "image": {"source": str(image)},
-                "tags": ["demo"],
-            },
-        }
-        for name, vmid, node in DEMO_VMS
-    ]
-    return yaml.safe_dump_all(docs, sort_keys=False)
-
-
 def main(argv: list[str] | None = None) -> int:
-    """`python -m proxnix_testbed.sandbox`: everything up, two demo VMs deployed, running until Ctrl-C."""
+    """`python -m proxnix_testbed.sandbox`: the whole product on this machine — simulated Proxmox nodes, the
+    control plane, the operator, the webhook sidecar, a git server holding the example fleet (`proxnix_testbed.demo`)
+    and the GitRepo following it — until Ctrl-C or SIGTERM; prints how to change a VM by `git push`."""
     import argparse
+
+    from proxnix_testbed import demo
 
     parser = argparse.ArgumentParser(prog="python -m proxnix_testbed.sandbox", description=main.__doc__)
     parser.add_argument(
@@ -507,67 +492,92 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--nodes", type=int, default=2, help="simulated Proxmox nodes (default 2)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every qm/pvesh call")
-    parser.add_argument("--no-demo", action="store_true", help="do not deploy the demo VMs")
     parser.add_argument(
-        "--exit-when-ready", action="store_true", help="stop everything once the demo is Running"
+        "--no-demo",
+        action="store_true",
+        help="no git server and no example fleet (nodes, API, operator only)",
+    )
+    parser.add_argument(
+        "--exit-when-ready", action="store_true", help="stop everything once the example fleet runs"
     )
     args = parser.parse_args(argv)
+    if not args.no_demo and args.nodes < len(demo.NODES):
+        parser.error(
+            f"the example fleet runs on {' and '.join(demo.NODES)}: use --nodes 2 or more, or --no-demo"
+        )
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)  # each line as it happens, also into a pipe
 
     if args.dir.exists():
         with contextlib.suppress(Exception):  # a previous sandbox that is already gone
             control.down(args.dir / "pvesim")
         shutil.rmtree(args.dir)
     config = SandboxConfig(dir=args.dir, nodes=args.nodes, latency=args.latency, resync_interval=15.0)
-    stop = False
 
     def on_signal(signum: int, _frame: object) -> None:
-        nonlocal stop
-        stop = True
+        # Stop once: what runs now (start-up or the wait below) is interrupted; stopping is not.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
 
+    signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    with running_sandbox(config) as sb:
-        server = sb.kubectl("version", "-o", "json").out
-        version = json.loads(server).get("serverVersion", {}).get("gitVersion", "?")
+    started = time.monotonic()
+    try:
+        with running_sandbox(config) as sb:
+            return _serve(sb, args.nodes, args.no_demo, args.exit_when_ready, started)
+    except KeyboardInterrupt:
+        print("sandbox: stopped")
+        return 0
+
+
+def _serve(sb: Sandbox, nodes: int, no_demo: bool, exit_when_ready: bool, started: float) -> int:
+    from proxnix_testbed import demo
+
+    version = (
+        json.loads(sb.kubectl("version", "-o", "json").out).get("serverVersion", {}).get("gitVersion", "?")
+    )
+    print(
+        f"sandbox: {nodes} simulated Proxmox nodes, kube-apiserver {version} at {sb.api_url}, operator running "
+        f"({time.monotonic() - started:.1f} s)"
+    )
+    published = None
+    if not no_demo:
+        published = demo.publish_example_fleet(sb, sb.dir / "fleet")
+        assert sb.git is not None
         print(
-            f"sandbox: {args.nodes} simulated Proxmox nodes, kube-apiserver {version} at {sb.api_url}, "
-            "operator running"
+            f"sandbox: git server ssh://127.0.0.1:{sb.git.port}, webhook sidecar {sb.webhook_url}; pushed the example "
+            f"fleet ({published.head[:12]}) to {published.url} and applied GitRepo {demo.REPO}; waiting until its "
+            "VMs run ..."
         )
-        if not args.no_demo:
-            image = sb.make_image("nixos-demo", "2G")
-            sb.apply(_demo_manifest(sb, image))
-            print("sandbox: deployed the demo VMs; waiting until they run ...")
-            started = time.monotonic()
-            for name, _, _ in DEMO_VMS:
-                sb.wait_for(
-                    lambda name=name: (
-                        (o := sb.get("proxmoxvm", name))  # type: ignore[misc]
-                        and o["status"].get("phase") == "Running"
-                        and o["status"].get("ipAddresses")
-                    ),
-                    120,
-                    f"{name} Running",
-                )
-            print(f"sandbox: demo VMs Running after {time.monotonic() - started:.1f} s\n")
-        print(sb.kubectl("get", "proxnix", "-n", config.namespace, "-o", "wide").out)
-        print(f"Try:\n  export KUBECONFIG={sb.kubeconfig} PATH={Path(kubectl_binary()).parent}:$PATH")
-        print("  kubectl version\n  kubectl get proxmoxvms -o wide\n")
-        print('  kubectl patch pvm web01 --type merge -p \'{"spec":{"memoryMiB":2048}}\'')
-        print(f"  .venv/bin/pvesim ssh --dir {sb.sim_dir} pve1 qm list")
-        print(f"  curl -s http://127.0.0.1:{sb.metrics_port}/metrics | grep ^proxnix_\n")
-        if args.exit_when_ready:
-            return 0
-        print("sandbox: running; Ctrl-C stops everything.")
-        try:
-            while not stop:
-                time.sleep(0.5)
-                if sb.operator is not None and sb.operator.poll() is not None:
-                    print("sandbox: the operator exited:\n" + sb.operator_log()[-3000:], file=sys.stderr)
-                    return 1
-        except KeyboardInterrupt:
-            pass
-        print("\nsandbox: stopping")
-    return 0
+        pushed = time.monotonic()
+        demo.wait_running(sb, published, 300)
+        print(
+            f"sandbox: GitRepo {demo.REPO} Ready, its {len(demo.VMS)} VMs Running "
+            f"{time.monotonic() - pushed:.1f} s after the push ({time.monotonic() - started:.1f} s after start)\n"
+        )
+        print(sb.kubectl("get", "gitrepos,proxmoxvms", "-o", "wide").out)
+    else:
+        assert sb.cluster is not None
+        names = [node.name for node in sb.cluster.nodes]
+        sb.wait_for(
+            lambda: all(is_ready(sb.get("proxmoxnode", name)) for name in names), 120, "the nodes Ready"
+        )
+        print(sb.kubectl("get", "proxnix", "-o", "wide").out)
+    print(demo.instructions(sb, Path(kubectl_binary()).parent, published))
+    print(f"Metrics: curl -s http://127.0.0.1:{sb.metrics_port}/metrics | grep ^proxnix_\n")
+    if exit_when_ready:
+        return 0
+    print("sandbox: running; Ctrl-C stops everything.")
+    while sb.operator is not None and sb.operator.poll() is None:
+        time.sleep(0.5)
+    print("sandbox: the operator exited:\n" + sb.operator_log()[-3000:], file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module's main (not this __main__ copy), so that the sandbox's classes are one and the same for
+    # proxnix_testbed.demo.
+    from proxnix_testbed import sandbox
+
+    sys.exit(sandbox.main())
