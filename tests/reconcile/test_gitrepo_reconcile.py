@@ -4,6 +4,7 @@ writes, in which order, and what it reports. A commit is applied whole or not at
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from tests.support.fake_gitrepo import (
     FakeBuilder,
     FakeCluster,
     FakeSource,
+    FakeTimer,
     captured_eval,
     captured_eval_error,
     revision,
@@ -42,7 +44,8 @@ class World:
         self.cluster = FakeCluster()
         self.cluster.node("pve1")
         self.cluster.node("pve2")
-        self.reconciler = GitRepoReconciler(self.cluster, self.source, self.builder)
+        self.timer = FakeTimer()
+        self.reconciler = GitRepoReconciler(self.cluster, self.source, self.builder, self.timer)
         self.spec = GitRepoSpec.model_validate(
             {"url": "file:///srv/git/fleet.git", "defaultNode": "pve1", **spec}
         )
@@ -160,6 +163,29 @@ async def test_progress_names_each_step_in_order(world: World) -> None:
         assert reconciling["status"] == "True"
         reasons.append(reconciling["reason"])
     assert reasons == ["Fetching", "Evaluating", "Building", "Applying"]
+
+
+async def test_each_reconcile_reports_how_long_its_steps_took(world: World) -> None:
+    original_build = world.builder.build
+
+    async def slow_build(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.05)
+        return await original_build(*args, **kwargs)
+
+    world.builder.build = slow_build  # type: ignore[method-assign]
+    world.push(fleet())
+    await world.reconcile()
+    assert world.timer.names() == ["fetch", "eval", "build", "apply"]
+    seconds = dict(world.timer.steps)
+    assert seconds["build"] >= 0.05
+    assert all(0 <= seconds[step] < 0.05 for step in ("fetch", "eval", "apply"))
+    world.timer.steps.clear()
+    await world.reconcile()  # the same revision: neither evaluated nor built again
+    assert world.timer.names() == ["fetch", "apply"]
+    world.timer.steps.clear()
+    world.source.error = GitError(GitErrorKind.NETWORK, "fetch branch main: Connection refused")
+    await world.reconcile()  # a failed step is reported too, and nothing after it
+    assert world.timer.names() == ["fetch"]
 
 
 async def test_ready_once_every_owned_proxmoxvm_is_ready_for_its_generation(world: World) -> None:

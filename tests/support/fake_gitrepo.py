@@ -180,6 +180,19 @@ class FakeBuilder:
         return [rev for verb, rev in self.calls if verb == "evaluate"]
 
 
+class FakeTimer:
+    """The reconcile's `StepTimer`: every (step, seconds) reported, in order."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[str, float]] = []
+
+    def observe_step(self, step: str, seconds: float) -> None:
+        self.steps.append((step, seconds))
+
+    def names(self) -> list[str]:
+        return [step for step, _ in self.steps]
+
+
 # --- Kubernetes -----------------------------------------------------------------------------------------------------
 
 

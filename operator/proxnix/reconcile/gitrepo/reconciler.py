@@ -30,7 +30,7 @@ from proxnix.api.summarize import Problem, summarize
 from proxnix.reconcile.gitrepo import status as report
 from proxnix.reconcile.gitrepo import steps
 from proxnix.reconcile.gitrepo.delete import delete_gitrepo
-from proxnix.reconcile.gitrepo.ports import Builder, Cluster, Source
+from proxnix.reconcile.gitrepo.ports import Builder, Cluster, Source, StepTimer
 from proxnix.reconcile.gitrepo.ref import GitRepoRef
 from proxnix.reconcile.outcome import (
     APPLY_FAILED,
@@ -62,7 +62,8 @@ class _Run:
 
     @contextlib.contextmanager
     def timed(self, step: str) -> Iterator[None]:
-        """Record how long a step took (logged once the reconcile is done: fetch/eval/build/apply)."""
+        """Record how long a step took (logged and reported to the `StepTimer` once the reconcile is done:
+        fetch/eval/build/apply)."""
         start = time.perf_counter()
         try:
             yield
@@ -73,10 +74,13 @@ class _Run:
 class GitRepoReconciler:
     """Reconciles GitRepos: flake → ProxmoxVM objects. One per operator (in the kopf memo)."""
 
-    def __init__(self, cluster: Cluster, source: Source, builder: Builder) -> None:
+    def __init__(
+        self, cluster: Cluster, source: Source, builder: Builder, timer: StepTimer | None = None
+    ) -> None:
         self.cluster = cluster
         self.source = source
         self.builder = builder
+        self.timer = timer
         self._locks: dict[str, asyncio.Lock] = {}
         self._built: dict[str, steps.Built] = {}
         self._due: dict[str, float] = {}
@@ -135,6 +139,9 @@ class GitRepoReconciler:
             self._schedule(ref, run)
             outcome = self._report(ref, run)
             self._reported[ref.uid] = run.status.model_copy(deep=True)
+        if self.timer is not None:
+            for step, seconds in run.timings.items():
+                self.timer.observe_step(step, seconds)
         steps_taken = ", ".join(f"{step} {seconds:.3f} s" for step, seconds in run.timings.items())
         result = run.problem.reason if run.problem is not None else "ok"
         log.info("gitrepo %s/%s %s: %s (%s)", ref.namespace, ref.name, run.revision[:12], steps_taken, result)
