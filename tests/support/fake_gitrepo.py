@@ -252,6 +252,11 @@ class FakeCluster:
         self._check("read_secret")
         return self.secrets.get(name)
 
+    async def get_object(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        self._check("get")
+        found = self.objects.get((plural, name))
+        return copy.deepcopy(found) if found is not None else None
+
     async def list_objects(
         self, plural: str, namespace: str | None, *, label_selector: str = ""
     ) -> list[dict[str, Any]]:

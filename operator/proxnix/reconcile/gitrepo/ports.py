@@ -64,9 +64,12 @@ class Builder(Protocol):
 
 
 class Cluster(Protocol):
-    """The Kubernetes objects (`KubeApi`): the GitRepo's Secret, the namespace's ProxmoxNodes and ProxmoxVMs."""
+    """The Kubernetes objects (`KubeApi`): the GitRepo's Secret, the GitRepo itself as it is now (new webhook marks),
+    the namespace's ProxmoxNodes and ProxmoxVMs."""
 
     async def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None: ...
+
+    async def get_object(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None: ...
 
     async def list_objects(
         self, plural: str, namespace: str | None, *, label_selector: str = ""
