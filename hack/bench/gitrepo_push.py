@@ -143,8 +143,9 @@ class Watcher:
                         self.events.append(Seen(time.time(), plural, event["object"]))
                     if self.stop.is_set():
                         return
-            except client.ApiException:  # a 504 "Too large resource version" (the watch cache behind): again
+            except Exception:  # a 504 "Too large resource version", a dropped stream: watch again
                 self.restarts += 1
+                time.sleep(0.1)
 
     def first(self, kind: str, after: float, pred: Callable[[dict[str, Any]], bool]) -> float | None:
         with self.lock:
