@@ -343,6 +343,7 @@ class Bench:
             ]
 
     def unchanged(self) -> bool:
+        print("\n== unchanged images: a README change, then a memory change (the images' store paths stay)")
         ok = True
         results = []
         for what in ("README", "memory"):
