@@ -42,13 +42,12 @@ async def wait_for_quiet(
     *,
     quiet: float = QUIET_S,
     limit: float = LIMIT_S,
-    clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """Return once `read_mark()` has not changed for `quiet` seconds (from `mark`, last seen now), or after `limit`."""
-    start = last_change = clock()
+    start = last_change = time.monotonic()
     poll = max(quiet / 4, 0.01)
-    while clock() - start < limit and clock() - last_change < quiet:
+    while time.monotonic() - start < limit and time.monotonic() - last_change < quiet:
         await asyncio.sleep(poll)
         now = await read_mark()
         if now != mark:
-            mark, last_change = now, clock()
+            mark, last_change = now, time.monotonic()
