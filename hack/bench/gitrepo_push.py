@@ -8,19 +8,21 @@ operator, the webhook sidecar, the git server) with the test fleet (tests/suppor
 db01 on pve2), applies GitRepo `fleet` and waits until it is Ready (images built and on the nodes). Then:
 
 - memory: `--runs` times web01's memory is changed and pushed; seconds from `git push` until `qm config 100` on
-  pve1 shows it, split into push (git push incl. the hook's webhook → 202), → reconcile start (the GitRepo's
-  Reconciling=Fetching, from a watch), fetch, eval, build, apply (the operator's `proxnix_gitrepo_step_seconds`),
+  pve1 shows it, split into →hook (git push → the sidecar's mark on the GitRepo, from a watch), → reconcile start
+  (the GitRepo's Reconciling=Fetching), fetch, eval, build, apply (the operator's `proxnix_gitrepo_step_seconds`),
   and the VM reconcile on the node (ProxmoxVM patched, from a watch → `qm set --memory` done, from the node's call
   log).
-- burst: 20 pushes as fast as git goes (each a commit changing web01's memory; variant `image`: each also changes
-  db's image label, so every commit needs a build) → nix builds and evaluations, reconcile runs, the commit applied.
+- burst: 20 commits made first, then pushed one by one as fast as git goes (one SSH connection), each changing
+  web01's memory; second variant: each also changes db's image label, so every commit needs a build → nix builds
+  and evaluations, reconcile runs, image uploads, the commits fetched, the commit applied (must be the last).
 - unchanged: a README change, then a memory change → nix builds, image uploads, reimages (the plan's `reimaged`,
   and no qm create/destroy/disk import in the nodes' call logs).
 
 Must run as root (sshd). Reports, asserts nothing; exits 1 if a scenario did not reach its end state in time.
 Last line:
-    gitrepo push: memory <s> s (push .. fetch .. eval .. build .. apply .. node ..) | burst: <n>/<n> builds, newest
-    applied | unchanged: <n> builds, <n> uploads, <n> reimages
+    gitrepo push: memory <s> s (hook .. start .. fetch .. eval .. build .. apply .. node ..) | burst <s> s: <n>
+    builds (memory only), newest | burst <s> s: <n> builds (each commit a new image), newest | unchanged: <n>
+    builds, <n> uploads, <n> reimages
 """
 
 from __future__ import annotations
