@@ -119,6 +119,20 @@ def test_nix_builds_come_out_at_scrape_time() -> None:
     assert values[("proxnix_nix_builds_running", ())] == 1
 
 
+def test_gitrepo_step_durations_come_out_as_a_histogram_by_step() -> None:
+    metrics = OperatorMetrics(cast(NodeDirectory, FakeDirectory()))
+    for step, seconds in (("fetch", 0.2), ("eval", 1.5), ("build", 40.0), ("fetch", 0.03)):
+        metrics.observe_step(step, seconds)
+    values = sample_values(metrics.registry)
+    fetch = ("step", "fetch")
+    assert values[("proxnix_gitrepo_step_seconds_count", (fetch,))] == 2
+    assert values[("proxnix_gitrepo_step_seconds_sum", (fetch,))] == pytest.approx(0.23)
+    assert values[("proxnix_gitrepo_step_seconds_bucket", (("le", "0.05"), fetch))] == 1
+    assert values[("proxnix_gitrepo_step_seconds_bucket", (("le", "30.0"), ("step", "build")))] == 0
+    assert values[("proxnix_gitrepo_step_seconds_bucket", (("le", "60.0"), ("step", "build")))] == 1
+    assert ("proxnix_gitrepo_step_seconds_count", (("step", "apply"),)) not in values
+
+
 async def test_measured_counts_each_handler_result() -> None:
     metrics = OperatorMetrics(cast(NodeDirectory, FakeDirectory()))
     memo = SimpleNamespace(metrics=metrics)

@@ -4,6 +4,7 @@ writes, in which order, and what it reports. A commit is applied whole or not at
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from proxnix.adapters.git import GitError
 from proxnix.api.conditions import find_condition
 from proxnix.api.gitrepo import GitRepoSpec, GitRepoStatus
+from proxnix.api.meta import ANNOTATION_REQUESTED_AT
 from proxnix.reconcile.gitrepo import GitRepoReconciler, GitRepoRef
 from proxnix.reconcile.outcome import APPLY_FAILED, SOURCE_UNAVAILABLE, VMS_PENDING, Outcome
 from proxnix.sources.gitsource import GitErrorKind
@@ -22,6 +24,7 @@ from tests.support.fake_gitrepo import (
     FakeBuilder,
     FakeCluster,
     FakeSource,
+    FakeTimer,
     captured_eval,
     captured_eval_error,
     revision,
@@ -42,7 +45,10 @@ class World:
         self.cluster = FakeCluster()
         self.cluster.node("pve1")
         self.cluster.node("pve2")
-        self.reconciler = GitRepoReconciler(self.cluster, self.source, self.builder)
+        self.timer = FakeTimer()
+        self.reconciler = GitRepoReconciler(
+            self.cluster, self.source, self.builder, self.timer, burst_quiet=0.05, burst_limit=2.0
+        )
         self.spec = GitRepoSpec.model_validate(
             {"url": "file:///srv/git/fleet.git", "defaultNode": "pve1", **spec}
         )
@@ -58,6 +64,14 @@ class World:
         self.builder.commits[rev].eval_error = eval_error
         self.source.push("main", rev, f"commit {self.n}")
         return rev
+
+    def mark(self, at: str) -> None:
+        """The webhook sidecar's mark of a push on the GitRepo, as the API server has it (`requested-at`)."""
+        meta = {"name": "infra", "annotations": {ANNOTATION_REQUESTED_AT: at}}
+        self.cluster.add("gitrepos", {"kind": "GitRepo", "metadata": meta})
+
+    def fetches(self) -> int:
+        return sum(1 for verb, _ in self.source.calls if verb == "fetch")
 
     def ref(self, **annotations: str) -> GitRepoRef:
         return GitRepoRef("default", "infra", UID, self.generation, self.spec, self.status, **annotations)
@@ -160,6 +174,29 @@ async def test_progress_names_each_step_in_order(world: World) -> None:
         assert reconciling["status"] == "True"
         reasons.append(reconciling["reason"])
     assert reasons == ["Fetching", "Evaluating", "Building", "Applying"]
+
+
+async def test_each_reconcile_reports_how_long_its_steps_took(world: World) -> None:
+    original_build = world.builder.build
+
+    async def slow_build(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.05)
+        return await original_build(*args, **kwargs)
+
+    world.builder.build = slow_build  # type: ignore[method-assign]
+    world.push(fleet())
+    await world.reconcile()
+    assert world.timer.names() == ["fetch", "eval", "build", "apply"]
+    seconds = dict(world.timer.steps)
+    assert seconds["build"] >= 0.05
+    assert all(0 <= seconds[step] < 0.05 for step in ("fetch", "eval", "apply"))
+    world.timer.steps.clear()
+    await world.reconcile()  # the same revision: neither evaluated nor built again
+    assert world.timer.names() == ["fetch", "apply"]
+    world.timer.steps.clear()
+    world.source.error = GitError(GitErrorKind.NETWORK, "fetch branch main: Connection refused")
+    await world.reconcile()  # a failed step is reported too, and nothing after it
+    assert world.timer.names() == ["fetch"]
 
 
 async def test_ready_once_every_owned_proxmoxvm_is_ready_for_its_generation(world: World) -> None:
@@ -593,3 +630,74 @@ async def test_pushes_during_a_build_are_not_lost_and_only_the_newest_is_built_n
     assert world.status.last_applied_revision == newest
     assert world.builder.builds() == [first, newest]  # the intermediate commit is skipped, not queued
     assert world.spec_of("web01")["memoryMiB"] == 3072
+
+
+# --- bursts of pushes -----------------------------------------------------------------------------------------------
+
+
+async def test_a_single_push_is_built_at_once(world: World) -> None:
+    rev = world.push(fleet())
+    world.mark("push-1")
+    await world.reconcile(requested_at="push-1")
+    assert world.timer.names() == ["fetch", "eval", "build", "apply"]  # no waiting
+    assert (world.fetches(), world.builder.builds()) == (1, [rev])
+
+
+async def test_pushes_arriving_during_a_run_are_evaluated_and_built_once_at_the_newest(world: World) -> None:
+    world.push(fleet())
+    world.mark("push-1")
+    later = [fleet(web01={"memory_mb": 2048 + 256 * n}) for n in (1, 2, 3)]
+    original_fetch, original_get = world.source.fetch, world.cluster.get_object
+
+    async def fetch_while_pushed(*args: Any, **kwargs: Any) -> Any:
+        fetched = await original_fetch(*args, **kwargs)
+        if len(later) == 3:  # the second push lands while the first fetch runs
+            world.push(later.pop(0))
+            world.mark("push-2")
+        return fetched
+
+    async def get_while_pushed(*args: Any, **kwargs: Any) -> Any:
+        if len(later) < 3 and later:  # two more while the reconcile waits for the pushes to stop
+            world.push(later.pop(0))
+            world.mark(f"push-{world.n}")
+        return await original_get(*args, **kwargs)
+
+    world.source.fetch = fetch_while_pushed  # type: ignore[method-assign]
+    world.cluster.get_object = get_while_pushed  # type: ignore[method-assign]
+    await world.reconcile(requested_at="push-1")
+    newest = revision(4)
+    assert world.builder.evaluations() == [newest]
+    assert world.builder.builds() == [newest]
+    assert world.status.last_applied_revision == newest
+    assert world.spec_of("web01")["memoryMiB"] == 2048 + 256 * 3
+    assert world.timer.names() == ["fetch", "settle", "eval", "build", "apply"]
+    assert world.fetches() == 2  # once at the start, once when the pushes stopped
+    assert dict(world.timer.steps)["settle"] >= 0.05  # at least one quiet period
+
+
+async def test_a_steady_stream_of_pushes_is_waited_for_at_most_the_limit(world: World) -> None:
+    world.reconciler.burst_limit = 0.3
+    world.push(fleet())
+    world.mark("push-1")
+    original_get = world.cluster.get_object
+
+    async def always_pushed(*args: Any, **kwargs: Any) -> Any:
+        world.push(fleet(web01={"memory_mb": 2048 + world.n}))
+        world.mark(f"push-{world.n}")
+        return await original_get(*args, **kwargs)
+
+    world.cluster.get_object = always_pushed  # type: ignore[method-assign]
+    started = time.monotonic()
+    await world.reconcile(requested_at="push-1")
+    assert 0.3 <= dict(world.timer.steps)["settle"] < time.monotonic() - started
+    assert len(world.builder.builds()) == 1
+    assert world.status.last_applied_revision == world.builder.builds()[0] != revision(1)
+
+
+async def test_a_gitrepo_that_cannot_be_read_is_built_without_waiting(world: World) -> None:
+    rev = world.push(fleet())
+    world.mark("push-2")  # newer than the run's, but the read fails
+    world.cluster.fail.add("get")
+    await world.reconcile(requested_at="push-1")
+    assert "settle" not in world.timer.names()
+    assert world.builder.builds() == [rev]

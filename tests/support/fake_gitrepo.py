@@ -180,6 +180,19 @@ class FakeBuilder:
         return [rev for verb, rev in self.calls if verb == "evaluate"]
 
 
+class FakeTimer:
+    """The reconcile's `StepTimer`: every (step, seconds) reported, in order."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[str, float]] = []
+
+    def observe_step(self, step: str, seconds: float) -> None:
+        self.steps.append((step, seconds))
+
+    def names(self) -> list[str]:
+        return [step for step, _ in self.steps]
+
+
 # --- Kubernetes -----------------------------------------------------------------------------------------------------
 
 
@@ -238,6 +251,11 @@ class FakeCluster:
     async def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
         self._check("read_secret")
         return self.secrets.get(name)
+
+    async def get_object(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        self._check("get")
+        found = self.objects.get((plural, name))
+        return copy.deepcopy(found) if found is not None else None
 
     async def list_objects(
         self, plural: str, namespace: str | None, *, label_selector: str = ""

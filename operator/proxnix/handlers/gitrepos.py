@@ -9,7 +9,9 @@ Triggers and coalescing: kopf runs one change handler per object at a time and, 
 runs it again once on the newest state; the reconciler's per-GitRepo lock makes the timer wait its turn (it skips
 a tick while a reconcile runs). Every reconcile fetches the followed ref's head as it is then, so a push during a
 fetch, evaluation or build is applied by the next run, and a burst of pushes costs at most one more run: the
-intermediate commits are skipped, never queued. The webhook's revision is a trigger, not what is deployed.
+intermediate commits are skipped, never queued (and a run that sees new marks arrive waits for the burst to end
+before it evaluates and builds: `proxnix.reconcile.gitrepo.bursts`). The webhook's revision is a trigger, not what
+is deployed.
 """
 
 from __future__ import annotations

@@ -149,16 +149,16 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         state = config.state_dir
         source = GitSource(state / "git", scratch_root=state / "checkouts")
         builder = Nix(state / "nix", max_concurrent_builds=config.max_concurrent_builds)
+        memo.metrics = OperatorMetrics(directory, builder.stats)
         memo.ctx = OperatorContext(
             config=config,
             kube=memo.kube,
             nodes=directory,
             reconciler=VmReconciler(directory, memo.images),
-            gitrepos=GitRepoReconciler(memo.kube, source, builder),
+            gitrepos=GitRepoReconciler(memo.kube, source, builder, timer=memo.metrics),
         )
         memo.node_probed = {}
         memo.vm_resynced = {}
-        memo.metrics = OperatorMetrics(directory, builder.stats)
         memo.metrics.watch_phases(kwargs[PHASE_INDEX])
         if config.metrics_listen:
             memo.metrics.serve(config.metrics_listen)

@@ -2,7 +2,8 @@
 
 Two sources, so that the code that does the work never imports prometheus_client:
 - handler calls, measured by the `measured` decorator around each kopf handler: reconciles by kind, handler and
-  result (ok, retry, stalled, error) and their duration;
+  result (ok, retry, stalled, error) and their duration; and the GitRepo reconcile's steps (fetch, eval, build,
+  apply), reported through its `StepTimer` port (`observe_step`);
 - live counters read at scrape time by a collector: every node's SSH pool (`PoolStats`: sessions in use, remote
   commands by kind — `qm create`, `pvesh get`, … — with failures and latency, image uploads with bytes and
   seconds), the nix builds of the GitRepo controller (count, failures, seconds, running) and the ProxmoxVMs by phase
@@ -116,6 +117,13 @@ class OperatorMetrics:
             buckets=_RECONCILE_BUCKETS,
             registry=self.registry,
         )
+        self.gitrepo_steps = Histogram(
+            "proxnix_gitrepo_step_seconds",
+            "GitRepo reconcile step duration (fetch, eval, build, apply; eval and build only for a new revision).",
+            ["step"],
+            buckets=_RECONCILE_BUCKETS,
+            registry=self.registry,
+        )
         self.live = _LiveCollector(nodes, builds)
         self.registry.register(self.live)
 
@@ -126,6 +134,10 @@ class OperatorMetrics:
     def observe(self, kind: str, handler: str, result: str, seconds: float) -> None:
         self.reconciles.labels(kind=kind, handler=handler, result=result).inc()
         self.duration.labels(kind=kind, handler=handler).observe(seconds)
+
+    def observe_step(self, step: str, seconds: float) -> None:
+        """A GitRepo reconcile step took `seconds` (the reconcile's `StepTimer` port)."""
+        self.gitrepo_steps.labels(step=step).observe(seconds)
 
     def serve(self, listen: str) -> None:
         """Serve `/metrics` on `HOST:PORT` from a daemon thread."""

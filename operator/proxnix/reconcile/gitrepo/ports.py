@@ -1,6 +1,8 @@
-"""The GitRepo reconcile's I/O, as Protocols: the git source, nix, and the Kubernetes objects it reads and writes.
+"""The GitRepo reconcile's I/O, as Protocols: the git source, nix, the Kubernetes objects it reads and writes, and
+where it reports how long its steps took.
 
-The operator passes `proxnix.adapters.git.GitSource`, `proxnix.adapters.nix.Nix` and `proxnix.adapters.kube.KubeApi`;
+The operator passes `proxnix.adapters.git.GitSource`, `proxnix.adapters.nix.Nix`, `proxnix.adapters.kube.KubeApi` and
+its metrics (`proxnix.handlers.metrics.OperatorMetrics` as the `StepTimer`);
 unit tests pass in-memory fakes (`tests.support.fake_gitrepo`), so every step and every safety rule is tested
 without a server. Nothing here reaches a node: the GitRepo writes ProxmoxVM objects, the VM controller does the rest.
 """
@@ -62,9 +64,12 @@ class Builder(Protocol):
 
 
 class Cluster(Protocol):
-    """The Kubernetes objects (`KubeApi`): the GitRepo's Secret, the namespace's ProxmoxNodes and ProxmoxVMs."""
+    """The Kubernetes objects (`KubeApi`): the GitRepo's Secret, the GitRepo itself as it is now (new webhook marks),
+    the namespace's ProxmoxNodes and ProxmoxVMs."""
 
     async def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None: ...
+
+    async def get_object(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None: ...
 
     async def list_objects(
         self, plural: str, namespace: str | None, *, label_selector: str = ""
@@ -77,3 +82,10 @@ class Cluster(Protocol):
     ) -> dict[str, Any]: ...
 
     async def delete_object(self, plural: str, namespace: str, name: str) -> bool: ...
+
+
+class StepTimer(Protocol):
+    """Where each reconcile reports the seconds each of its steps took (`fetch`, `eval`, `build`, `apply`; eval and
+    build only when a revision is new to this process): the operator's `proxnix_gitrepo_step_seconds`."""
+
+    def observe_step(self, step: str, seconds: float) -> None: ...

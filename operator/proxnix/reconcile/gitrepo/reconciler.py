@@ -2,7 +2,8 @@
 deletion (`delete`), serialised per GitRepo. No kopf here; the handlers apply the returned `Outcome`.
 
 A commit is applied whole or not at all: everything that can refuse it (the fetch, nix, the format, the checks
-against the namespace, the prune guard) runs before the first ProxmoxVM is written. A revision already evaluated and
+against the namespace, the prune guard) runs before the first ProxmoxVM is written. A burst of pushes is evaluated
+and built once, at its newest commit (`bursts`). A revision already evaluated and
 built by this process is not evaluated again (a poll, a readiness check, a confirmation of a held prune): the plan
 is still made against a fresh view of the namespace, so a deleted or edited ProxmoxVM is put back.
 
@@ -18,19 +19,19 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
-from proxnix.adapters.git import GitError
+from proxnix.adapters.git import Fetched, GitError
 from proxnix.adapters.kube import KubeError
 from proxnix.api.conditions import ConditionType, find_condition
 from proxnix.api.gitrepo import READINESS, GitRepoProgress, GitRepoStatus
 from proxnix.api.scalars import parse_duration
 from proxnix.api.summarize import Problem, summarize
+from proxnix.reconcile.gitrepo import bursts, steps
 from proxnix.reconcile.gitrepo import status as report
-from proxnix.reconcile.gitrepo import steps
 from proxnix.reconcile.gitrepo.delete import delete_gitrepo
-from proxnix.reconcile.gitrepo.ports import Builder, Cluster, Source
+from proxnix.reconcile.gitrepo.ports import Builder, Cluster, Source, StepTimer
 from proxnix.reconcile.gitrepo.ref import GitRepoRef
 from proxnix.reconcile.outcome import (
     APPLY_FAILED,
@@ -43,6 +44,7 @@ from proxnix.reconcile.outcome import (
     short,
 )
 from proxnix.sources.flake.nix_commands import FlakeRef
+from proxnix.sources.gitsource import GitCredentials
 
 log = logging.getLogger(__name__)
 
@@ -62,21 +64,34 @@ class _Run:
 
     @contextlib.contextmanager
     def timed(self, step: str) -> Iterator[None]:
-        """Record how long a step took (logged once the reconcile is done: fetch/eval/build/apply)."""
+        """Record how long a step took (logged and reported to the `StepTimer` once the reconcile is done:
+        fetch/eval/build/apply)."""
         start = time.perf_counter()
         try:
             yield
         finally:
-            self.timings[step] = time.perf_counter() - start
+            self.timings[step] = self.timings.get(step, 0.0) + time.perf_counter() - start
 
 
 class GitRepoReconciler:
     """Reconciles GitRepos: flake → ProxmoxVM objects. One per operator (in the kopf memo)."""
 
-    def __init__(self, cluster: Cluster, source: Source, builder: Builder) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        source: Source,
+        builder: Builder,
+        timer: StepTimer | None = None,
+        *,
+        burst_quiet: float = bursts.QUIET_S,
+        burst_limit: float = bursts.LIMIT_S,
+    ) -> None:
         self.cluster = cluster
         self.source = source
         self.builder = builder
+        self.timer = timer
+        self.burst_quiet = burst_quiet
+        self.burst_limit = burst_limit
         self._locks: dict[str, asyncio.Lock] = {}
         self._built: dict[str, steps.Built] = {}
         self._due: dict[str, float] = {}
@@ -135,6 +150,9 @@ class GitRepoReconciler:
             self._schedule(ref, run)
             outcome = self._report(ref, run)
             self._reported[ref.uid] = run.status.model_copy(deep=True)
+        if self.timer is not None:
+            for step, seconds in run.timings.items():
+                self.timer.observe_step(step, seconds)
         steps_taken = ", ".join(f"{step} {seconds:.3f} s" for step, seconds in run.timings.items())
         result = run.problem.reason if run.problem is not None else "ok"
         log.info("gitrepo %s/%s %s: %s (%s)", ref.namespace, ref.name, run.revision[:12], steps_taken, result)
@@ -150,9 +168,11 @@ class GitRepoReconciler:
         with run.timed("fetch"):
             creds = await steps.credentials(self.cluster, ref, status)
             fetched = await steps.fetch(self.source, ref, creds, status)
-        run.revision = fetched.revision
         built = self._built.get(ref.uid)
-        if built is None or (built.revision, built.flake_path) != (fetched.revision, ref.spec.flake_path):
+        if not _built_already(built, fetched, ref):
+            fetched = await self._newest_of_burst(ref, run, fetched, creds, announce)
+        run.revision = fetched.revision
+        if built is None or not _built_already(built, fetched, ref):
             sha = report.short_sha(fetched.revision)
             await announce(GitRepoProgress.EVALUATING, f"evaluating {sha}")
             world = await steps.observe(self.cluster, ref)
@@ -184,6 +204,29 @@ class GitRepoReconciler:
         keep = {image.store_path for image in built.images.values()} | run.readiness.store_paths
         self.builder.drop_roots(ref.key, keep=sorted(keep))
         run.problem = steps.not_applied(todo, fetched.revision) or run.readiness.problem(fetched.revision)
+
+    async def _newest_of_burst(
+        self,
+        ref: GitRepoRef,
+        run: _Run,
+        fetched: Fetched,
+        creds: GitCredentials | None,
+        announce: Callable[[GitRepoProgress, str], Awaitable[None]],
+    ) -> Fetched:
+        """`fetched`, or when pushes came in since this run began, the head once they stopped (see `bursts`)."""
+        mark = await bursts.current_mark(self.cluster, ref)
+        if mark == ref.requested_at:
+            return fetched
+        await announce(GitRepoProgress.FETCHING, "more pushes arriving: waiting until they stop")
+        with run.timed("settle"):
+            await bursts.wait_for_quiet(
+                lambda: bursts.current_mark(self.cluster, ref),
+                mark,
+                quiet=self.burst_quiet,
+                limit=self.burst_limit,
+            )
+        with run.timed("fetch"):
+            return await steps.fetch(self.source, ref, creds, run.status)
 
     def _schedule(self, ref: GitRepoRef, run: _Run) -> None:
         delay = parse_duration(ref.spec.interval).total_seconds()
@@ -220,6 +263,11 @@ class GitRepoReconciler:
                 self.source.forget(ref.key)
                 self.builder.drop_roots(ref.key)
         return outcome
+
+
+def _built_already(built: steps.Built | None, fetched: Fetched, ref: GitRepoRef) -> bool:
+    """Whether this process evaluated and built the fetched revision already (nothing to evaluate or build)."""
+    return built is not None and (built.revision, built.flake_path) == (fetched.revision, ref.spec.flake_path)
 
 
 def _new_problem(ref: GitRepoRef, run: _Run, problem: Problem) -> bool:
