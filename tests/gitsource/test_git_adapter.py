@@ -27,8 +27,18 @@ def _private_dirs() -> set[str]:
 
 
 async def test_fetch_a_branch_over_ssh_and_check_it_out(
-    work: WorkingCopy, remote: str, source: GitSource, credentials: GitCredentials, tmp_path: Path
+    work: WorkingCopy,
+    remote: str,
+    source: GitSource,
+    credentials: GitCredentials,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    private_tmp = (
+        tmp_path / "tmp"
+    )  # this test's own temp folder: another process's fetch cannot look like a leak
+    private_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
     first = work.commit("first fleet", {"flake.nix": "{ }\n", "vms.nix": "{ }\n"})
     work.push()
     before = _private_dirs()
