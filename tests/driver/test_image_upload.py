@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from proxnix.adapters.image_upload import upload_image
+from proxnix.adapters.node_liveness import LivenessSettings, NodeLiveness
 from proxnix.adapters.proxmox_client import ProxmoxClient, RetryPolicy
 from proxnix.adapters.ssh_pool import PoolSettings, SshPool
 from proxnix.proxmox.errors import CommandTimeout, ConnectionLost, ImageError, TransferFailed
@@ -328,3 +329,35 @@ async def test_upload_past_its_deadline_is_killed_on_the_node(
             retry=RetryPolicy(attempts=1), transfer_timeout_s=1.0,
         )  # fmt: skip
     await wait_for_listing(slow_link.observer, directory, {})
+
+
+async def test_node_stays_alive_during_a_full_speed_upload(
+    node: SimNode, pool: SshPool, tmp_path: Path
+) -> None:
+    """The upload runs flat out on the command pool (CPU-bound on this event loop); the liveness pings, on a pool
+    of their own, keep answering within their timeout all along."""
+    local = tmp_path / "zeros.raw"
+    size = 384 * 1024 * 1024
+    await asyncio.to_thread(local.touch)
+    await asyncio.to_thread(os.truncate, local, size)
+    sha = await asyncio.to_thread(lambda: hashlib.sha256(bytes(size)).hexdigest())
+    settings = LivenessSettings(interval_s=0.2, timeout_s=1.0, retry_s=0.1, failures_to_down=2)
+    async with SshPool(node.target(), node.credentials(), PoolSettings(max_sessions=1)) as ping_pool:
+        probe = NodeLiveness(ping_pool, node.name, settings)
+        probe.start()
+        try:
+            assert (await asyncio.wait_for(probe.wait_until(True), 10)).alive is True
+            pings_before = ping_pool.stats.commands
+            upload = asyncio.create_task(
+                upload_image(pool, local, cache_dir(), expected_sha256=sha, hashed=True)
+            )
+            while not upload.done():
+                assert probe.state().alive is True
+                await asyncio.sleep(0.05)
+            result = await upload
+            assert not result.skipped
+            assert probe.state().alive is True
+            # It pinged all along (every interval_s), not only before and after.
+            assert ping_pool.stats.commands - pings_before >= result.seconds / settings.interval_s / 2
+        finally:
+            await probe.stop()
