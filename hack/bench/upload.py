@@ -66,31 +66,34 @@ def make_image(path: Path, size_mib: int) -> str:
     return digest.hexdigest()
 
 
+def _times_and_children(pid: int) -> tuple[int, int, list[int]] | None:
+    """A process's own and its reaped children's CPU ticks (utime+stime, cutime+cstime: stat fields 14-17,
+    man proc) and its children's pids; None when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()  # from field 3 on
+    return (
+        int(fields[11]) + int(fields[12]),
+        int(fields[13]) + int(fields[14]),
+        [int(k) for k in kids.split()],
+    )
+
+
 def tree_cpu(pid: int) -> float:
     """CPU seconds of `pid`'s live descendants (their own and their reaped children's) plus `pid`'s reaped
     children's: everything that ran under the node's sshd since it started."""
-    children: dict[int, list[int]] = {}
-    stats: dict[int, list[str]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            text = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = text[text.rindex(")") + 2 :].split()
-        stats[int(entry)] = fields
-        children.setdefault(int(fields[1]), []).append(int(entry))
-    root = stats.get(pid)
+    root = _times_and_children(pid)
     if root is None:
         return 0.0
-    ticks = int(root[13]) + int(root[14])  # cutime, cstime (fields 16, 17)
-    todo = list(children.get(pid, []))
+    ticks, todo = root[1], list(root[2])
     while todo:
-        child = todo.pop()
-        f = stats[child]
-        ticks += int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])  # utime, stime, cutime, cstime
-        todo.extend(children.get(child, []))
+        found = _times_and_children(todo.pop())
+        if found is not None:
+            ticks += found[0] + found[1]
+            todo.extend(found[2])
     return ticks / CLOCK_TICKS
 
 
