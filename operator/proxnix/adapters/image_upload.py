@@ -146,7 +146,9 @@ async def _transfer(
             receive_script(partial, final, sha256, size), path, timeout_s=timeout_s
         )
         if result.exit_status != 0:
-            raise classify_failure("image receive", result.exit_status, result.stdout, result.stderr)
+            raise classify_failure(
+                "image receive", result.exit_status, result.stdout, result.stderr, node=pool.target.node
+            )
         verdict = parse_receive(result.stdout)
         if not verdict.ok:
             raise TransferFailed(
