@@ -1,4 +1,4 @@
-"""Image upload to a simulated node over SFTP: content addressing, skip, verification, atomicity, import."""
+"""Image upload to a simulated node (streamed over SSH): content addressing, skip, verification, atomicity, import."""
 
 from __future__ import annotations
 
@@ -8,15 +8,17 @@ import os
 import subprocess
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from proxnix.adapters.image_upload import upload_image
+from proxnix.adapters.node_liveness import LivenessSettings, NodeLiveness
 from proxnix.adapters.proxmox_client import ProxmoxClient, RetryPolicy
 from proxnix.adapters.ssh_pool import PoolSettings, SshPool
-from proxnix.proxmox.errors import ImageError, TransferFailed
+from proxnix.proxmox.errors import CommandTimeout, ConnectionLost, ImageError, TransferFailed
 from tests.driver.conftest import FAST_RETRY, Sim, SimNode, definition, owner_for
 from tests.driver.tcp_proxy import TcpProxy
 from tests.support.images import upload_and_import
@@ -60,8 +62,10 @@ def qcow2_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def test_upload_then_skip(pool: SshPool, random_image: Image) -> None:
     directory = cache_dir()
     sha = random_image.sha256
+    uploads_before, bytes_before = pool.stats.uploads, pool.stats.upload_bytes
     first = await upload_image(pool, random_image.path, directory, expected_sha256=sha)
     assert not first.skipped
+    assert (pool.stats.uploads, pool.stats.upload_bytes) == (uploads_before + 1, bytes_before + first.size)
     assert first.remote_path == f"{directory}/{sha}.raw"
     assert first.bytes_per_second is not None
     assert first.bytes_per_second > 0
@@ -212,3 +216,148 @@ async def test_a_vouched_hash_is_still_verified_on_the_node(pool: SshPool, rando
     )
     assert not good.skipped
     assert await listing(pool, directory) == {f"{random_image.sha256}.raw": random_image.size}
+
+
+@dataclass
+class SlowLink:
+    """A pool to the node through a throttled proxy, and an observer pool on a direct connection."""
+
+    pool: SshPool
+    observer: SshPool
+    proxy: TcpProxy
+
+
+@pytest.fixture
+async def slow_link(node: SimNode) -> AsyncIterator[SlowLink]:
+    proxy = await TcpProxy(node.host, node.port).start()
+    creds = node.credentials(known_hosts=node.known_hosts_for_port(proxy.port))
+    async with (
+        SshPool(node.target(proxy.port), creds, PoolSettings(reconnect_initial=0.05)) as pool,
+        SshPool(node.target(), node.credentials()) as observer,
+    ):
+        await pool.check()  # connected before the throttle
+        proxy.rate_limit = 4 * 1024 * 1024
+        yield SlowLink(pool, observer, proxy)
+    await proxy.close()
+
+
+async def wait_for_partial(observer: SshPool, directory: str, sha: str, *, at_least: int = 1) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        files = await listing(observer, directory)
+        assert f"{sha}.raw" not in files, "the final name appeared before the upload was verified"
+        if any(name.startswith(f".{sha}.partial-") and size >= at_least for name, size in files.items()):
+            return
+        assert time.monotonic() < deadline, "no partial upload appeared"
+        await asyncio.sleep(0.02)
+
+
+async def wait_for_listing(observer: SshPool, directory: str, expected: dict[str, int]) -> None:
+    deadline = time.monotonic() + 20
+    while (files := await listing(observer, directory)) != expected:
+        assert time.monotonic() < deadline, f"the cache folder still holds {files}"
+        await asyncio.sleep(0.05)
+
+
+async def test_cancelled_upload_leaves_nothing_on_the_node(slow_link: SlowLink, random_image: Image) -> None:
+    directory = cache_dir()
+    upload = asyncio.create_task(
+        upload_image(
+            slow_link.pool, random_image.path, directory, expected_sha256=random_image.sha256, hashed=True
+        )
+    )
+    await wait_for_partial(slow_link.observer, directory, random_image.sha256)
+    upload.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await upload
+    await wait_for_listing(slow_link.observer, directory, {})
+
+
+async def test_dropped_connection_without_retries_leaves_nothing(
+    slow_link: SlowLink, random_image: Image
+) -> None:
+    directory = cache_dir()
+    upload = asyncio.create_task(
+        upload_image(
+            slow_link.pool,
+            random_image.path,
+            directory,
+            expected_sha256=random_image.sha256,
+            hashed=True,
+            retry=RetryPolicy(attempts=1),
+        )
+    )
+    await wait_for_partial(slow_link.observer, directory, random_image.sha256)
+    slow_link.proxy.drop_all()
+    with pytest.raises(ConnectionLost):
+        await upload
+    # Nothing under the final name, no partial file left (the node removes it on the short stream; the client
+    # also tries, best effort).
+    await wait_for_listing(slow_link.observer, directory, {})
+
+
+async def test_a_file_that_shrinks_during_the_upload_is_never_published(
+    slow_link: SlowLink, tmp_path: Path
+) -> None:
+    local = tmp_path / "shrinking.raw"
+    data = os.urandom(16 * 1024 * 1024)
+    await asyncio.to_thread(local.write_bytes, data)
+    sha = hashlib.sha256(data).hexdigest()
+    directory = cache_dir()
+    upload = asyncio.create_task(
+        upload_image(
+            slow_link.pool, local, directory, expected_sha256=sha, hashed=True, retry=RetryPolicy(attempts=1)
+        )
+    )
+    await wait_for_partial(slow_link.observer, directory, sha)
+    await asyncio.to_thread(os.truncate, local, 1024 * 1024)  # the stream ends early (at whatever was read)
+    slow_link.proxy.rate_limit = None
+    with pytest.raises(
+        TransferFailed, match=rf"did not verify: the node received [0-9]+ of {len(data)} bytes"
+    ):
+        await upload
+    assert await listing(slow_link.observer, directory) == {}
+
+
+async def test_upload_past_its_deadline_is_killed_on_the_node(
+    slow_link: SlowLink, random_image: Image
+) -> None:
+    directory = cache_dir()
+    with pytest.raises(CommandTimeout):
+        await upload_image(
+            slow_link.pool, random_image.path, directory, expected_sha256=random_image.sha256, hashed=True,
+            retry=RetryPolicy(attempts=1), transfer_timeout_s=1.0,
+        )  # fmt: skip
+    await wait_for_listing(slow_link.observer, directory, {})
+
+
+async def test_node_stays_alive_during_a_full_speed_upload(
+    node: SimNode, pool: SshPool, tmp_path: Path
+) -> None:
+    """The upload runs flat out on the command pool (CPU-bound on this event loop); the liveness pings, on a pool
+    of their own, keep answering within their timeout all along."""
+    local = tmp_path / "zeros.raw"
+    size = 384 * 1024 * 1024
+    await asyncio.to_thread(local.touch)
+    await asyncio.to_thread(os.truncate, local, size)
+    sha = await asyncio.to_thread(lambda: hashlib.sha256(bytes(size)).hexdigest())
+    settings = LivenessSettings(interval_s=0.2, timeout_s=1.0, retry_s=0.1, failures_to_down=2)
+    async with SshPool(node.target(), node.credentials(), PoolSettings(max_sessions=1)) as ping_pool:
+        probe = NodeLiveness(ping_pool, node.name, settings)
+        probe.start()
+        try:
+            assert (await asyncio.wait_for(probe.wait_until(True), 10)).alive is True
+            pings_before = ping_pool.stats.commands
+            upload = asyncio.create_task(
+                upload_image(pool, local, cache_dir(), expected_sha256=sha, hashed=True)
+            )
+            while not upload.done():
+                assert probe.state().alive is True
+                await asyncio.sleep(0.05)
+            result = await upload
+            assert not result.skipped
+            assert probe.state().alive is True
+            # It pinged all along (every interval_s), not only before and after.
+            assert ping_pool.stats.commands - pings_before >= result.seconds / settings.interval_s / 2
+        finally:
+            await probe.stop()

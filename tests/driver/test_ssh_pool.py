@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 import subprocess
 import time
 import uuid
@@ -16,6 +18,7 @@ from proxnix.proxmox.errors import (
     CommandTimeout,
     ConnectionLost,
     HostKeyMismatch,
+    ImageError,
     NodeUnreachable,
     PoolClosed,
 )
@@ -176,15 +179,33 @@ async def test_unreachable_node_backs_off_then_recovers(node: SimNode) -> None:
     await proxy.close()
 
 
-async def test_sftp_over_the_pool(pool: SshPool, tmp_path: Path) -> None:
+async def test_a_file_streamed_to_a_command(pool: SshPool, tmp_path: Path) -> None:
     local = tmp_path / "blob"
-    local.write_bytes(b"x" * 100_000)
-    remote = f"/var/lib/vz/proxnix-test-{uuid.uuid4().hex}"
-    async with pool.sftp() as sftp:
-        await sftp.put(local, remote)
-        assert await sftp.size(remote) == 100_000
-        await sftp.remove(remote)
-        assert await sftp.size(remote) is None
+    data = os.urandom(5 * 1024 * 1024 + 17)  # several chunks and SSH windows, not a multiple of either
+    local.write_bytes(data)
+    result = await pool.run_with_file("sha256sum", local, timeout_s=30)
+    assert result.exit_status == 0
+    assert result.stdout.split() == [hashlib.sha256(data).hexdigest(), "-"]
+    assert pool.stats.active == 0
+
+
+async def test_a_command_that_stops_reading_its_stream_returns_its_result(
+    pool: SshPool, tmp_path: Path
+) -> None:
+    local = tmp_path / "blob"
+    local.write_bytes(os.urandom(8 * 1024 * 1024))
+    result = await pool.run_with_file("head -c 10 >/dev/null; echo stopped; exit 3", local, timeout_s=30)
+    assert (result.exit_status, result.stdout) == (3, "stopped\n")
+    assert (await pool.run("echo still usable")).stdout == "still usable\n"
+
+
+async def test_a_file_that_cannot_be_read_is_an_image_error(pool: SshPool, tmp_path: Path) -> None:
+    with pytest.raises(ImageError, match="cannot read"):
+        await pool.run_with_file("cat >/dev/null", tmp_path / "missing", timeout_s=30)
+    with pytest.raises(ImageError, match="cannot read"):
+        await pool.run_with_file("cat >/dev/null", tmp_path, timeout_s=30)  # a folder: read() fails
+    assert pool.stats.active == 0
+    assert (await pool.run("echo still usable")).stdout == "still usable\n"
 
 
 def test_credentials_from_secret() -> None:

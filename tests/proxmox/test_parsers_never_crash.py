@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from proxnix.proxmox.disk_import import parse_created_disks, parse_import_output
 from proxnix.proxmox.errors import ParseError
 from proxnix.proxmox.guest_agent import parse_network_interfaces
-from proxnix.proxmox.image_cache import parse_finalize, parse_probe
+from proxnix.proxmox.image_cache import parse_probe, parse_receive
 from proxnix.proxmox.inventory import parse_inventory
 from proxnix.proxmox.pvesh import parse_cluster_resources, parse_nextid, parse_nodes
 from proxnix.proxmox.qm_list import parse_qm_list
@@ -32,7 +32,7 @@ PARSERS: dict[str, Callable[[str], object]] = {
     "import": parse_import_output,
     "created": parse_created_disks,
     "probe": parse_probe,
-    "finalize": parse_finalize,
+    "receive": parse_receive,
     "inventory": lambda t: parse_inventory(t, "0123456789abcdef", node="pve1"),
 }
 

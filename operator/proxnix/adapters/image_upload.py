@@ -1,12 +1,14 @@
-"""Image upload: copy a disk image to a node's image cache over SFTP, content-addressed by sha256, then import it.
+"""Image upload: stream a disk image into a node's image cache, content-addressed by sha256, verified on the node.
 
 Steps (the remote scripts are in `proxnix.proxmox.image_cache`):
-1. hash the local file (in a thread) and check it against the expected sha256, if one is given;
+1. hash the local file (in a thread) and check it against the expected sha256, if one is given — skipped when
+   the caller vouches for the hash (`hashed=True`: the nix adapter hashed the immutable store path once);
 2. one remote call: create the cache folder, sweep stale partial uploads, report whether `<sha256>.<format>`
    is already there with the right size → skip;
-3. SFTP the file to `.<sha256>.partial-<nonce>` on the same pooled connection, timing the transfer;
-4. one remote call: `sha256sum` the partial file; rename it to the final name only if it matches (else delete it).
-   A file is therefore never visible under its final name unless complete and verified.
+3. one remote call on the same pooled connection, the file streamed to its stdin (`receive_script`): the node
+   writes `.<sha256>.partial-<nonce>`, hashes it, and renames it to its final name only if size and hash match,
+   else deletes it (also on a short stream, a write error or a signal). No second round trip, no SFTP session;
+   a file is never visible under its final name unless complete and verified.
 The caller then imports the cached path (`ProxmoxClient.create_vm(import_from=...)` or `import_image`).
 """
 
@@ -26,13 +28,13 @@ from proxnix.proxmox.classify import classify_failure
 from proxnix.proxmox.errors import ImageError, TransferFailed, TransientError
 from proxnix.proxmox.image_cache import (
     cached_name,
-    finalize_script,
     image_format,
     join,
-    parse_finalize,
     parse_probe,
+    parse_receive,
     partial_name,
     probe_script,
+    receive_script,
 )
 from proxnix.proxmox.shell import check_remote_path, check_sha256
 
@@ -41,7 +43,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class UploadResult:
-    """Where the image is on the node, and what the upload cost. `bytes_per_second` is None when skipped."""
+    """Where the image is on the node, and what the upload cost: `seconds` of the transfer (the node's check
+    included), `bytes_per_second` of it (None when skipped), and the local hash's `hash_seconds` (0 when the
+    caller vouched for the hash)."""
 
     remote_path: str
     sha256: str
@@ -50,6 +54,7 @@ class UploadResult:
     skipped: bool
     seconds: float
     bytes_per_second: float | None
+    hash_seconds: float = 0.0
 
 
 def _size_and_header(path: Path) -> tuple[int, bytes]:
@@ -71,7 +76,7 @@ async def upload_image(
     *,
     expected_sha256: str | None = None,
     retry: RetryPolicy | None = None,
-    verify_timeout_s: float = 1800.0,
+    transfer_timeout_s: float = 3600.0,
     hashed: bool = False,
 ) -> UploadResult:
     """Make sure the node has the image in `cache_dir`; upload it if not. Transient failures are retried.
@@ -85,6 +90,7 @@ async def upload_image(
         check_sha256(expected_sha256)
     if hashed and expected_sha256 is None:
         raise ValueError("hashed=True needs expected_sha256")
+    hash_started = time.monotonic()
     try:
         if hashed and expected_sha256 is not None:
             sha256, size, header = expected_sha256, *(await asyncio.to_thread(_size_and_header, path))
@@ -93,6 +99,7 @@ async def upload_image(
             sha256, size, header = digest.sha256, digest.size, digest.header
     except OSError as exc:
         raise ImageError(f"cannot read image {path}: {exc.strerror or exc}") from None
+    hash_seconds = time.monotonic() - hash_started if not hashed else 0.0
     if expected_sha256 is not None and sha256 != expected_sha256:
         raise ImageError(f"image {path} has sha256 {sha256}, expected {expected_sha256}")
     fmt = image_format(header)
@@ -107,27 +114,18 @@ async def upload_image(
             if present == size:
                 log.info("node %s: image %s already cached", pool.target.node, final)
                 return UploadResult(
-                    final, sha256, size, fmt, skipped=True, seconds=0.0, bytes_per_second=None
-                )
+                    final, sha256, size, fmt, skipped=True, seconds=0.0, bytes_per_second=None,
+                    hash_seconds=hash_seconds,
+                )  # fmt: skip
             partial = join(cache_dir, partial_name(sha256, secrets.token_hex(8)))
-            seconds = await _transfer(pool, path, partial)
-            verdict = await pool.run(
-                finalize_script(partial, final, sha256), timeout_s=verify_timeout_s, interruptible=False
-            )
-            if verdict.exit_status != 0:
-                raise classify_failure("image verify", verdict.exit_status, verdict.stdout, verdict.stderr)
-            checked = parse_finalize(verdict.stdout)
-            if not checked.ok:
-                raise TransferFailed(
-                    f"uploaded image {final_name} did not verify: node computed {checked.actual_sha256}",
-                    node=pool.target.node,
-                )
+            seconds = await _transfer(pool, path, partial, final, sha256, size, transfer_timeout_s)
             pool.stats.record_upload(size, seconds)
             rate = size / seconds if seconds > 0 else None
             log.info("node %s: uploaded %s (%d bytes in %.2f s)", pool.target.node, final, size, seconds)
             return UploadResult(
-                final, sha256, size, fmt, skipped=False, seconds=seconds, bytes_per_second=rate
-            )
+                final, sha256, size, fmt, skipped=False, seconds=seconds, bytes_per_second=rate,
+                hash_seconds=hash_seconds,
+            )  # fmt: skip
         except TransientError as exc:
             if attempt >= policy.attempts:
                 raise
@@ -137,12 +135,25 @@ async def upload_image(
             attempt += 1
 
 
-async def _transfer(pool: SshPool, path: Path, partial: str) -> float:
-    """SFTP the file to `partial`; on any failure remove the partial file (best effort) and re-raise."""
+async def _transfer(
+    pool: SshPool, path: Path, partial: str, final: str, sha256: str, size: int, timeout_s: float
+) -> float:
+    """Stream the file into `partial`, published as `final` by the node once verified; the seconds it took.
+    On any failure the partial file is removed (the node's script does; this is the fallback, best effort)."""
     started = time.monotonic()
     try:
-        async with pool.sftp() as sftp:
-            await sftp.put(path, partial)
+        result = await pool.run_with_file(
+            receive_script(partial, final, sha256, size), path, timeout_s=timeout_s
+        )
+        if result.exit_status != 0:
+            raise classify_failure(
+                "image receive", result.exit_status, result.stdout, result.stderr, node=pool.target.node
+            )
+        verdict = parse_receive(result.stdout)
+        if not verdict.ok:
+            raise TransferFailed(
+                f"uploaded image {final} did not verify: {verdict.problem(size)}", node=pool.target.node
+            )
     except BaseException:
         try:
             await asyncio.shield(pool.run(["rm", "-f", "--", partial], timeout_s=30, interruptible=False))

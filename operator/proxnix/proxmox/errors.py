@@ -122,7 +122,7 @@ class CommandTimeout(TransientError):
 
 
 class TransferFailed(TransientError):
-    """An SFTP transfer failed or the uploaded file did not verify."""
+    """An image transfer failed or the uploaded file did not verify."""
 
     ambiguous = True
 
