@@ -43,7 +43,7 @@ class _LiveCollector(Collector):
     def collect(self) -> Iterator[Any]:
         sessions = GaugeMetricFamily(
             "proxnix_node_ssh_sessions_in_use",
-            "SSH sessions (commands, SFTP) open on the node now.",
+            "SSH sessions (commands, image uploads) open on the node now.",
             labels=["node"],
         )
         commands = CounterMetricFamily(
