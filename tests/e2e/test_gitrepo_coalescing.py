@@ -21,7 +21,7 @@ import pytest
 from proxnix.reconcile.gitrepo.reconciler import BURST_QUIET_S
 from proxnix_testbed.sandbox import Sandbox
 from tests.e2e.conftest import events
-from tests.support.fleet import Fleet, open_fleet
+from tests.support.fleet import Fleet, applied_fleet
 
 pytestmark = pytest.mark.e2e
 
@@ -31,13 +31,8 @@ PUSHES = 20
 @pytest.fixture(scope="module")
 def fleet(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     """The fleet applied and Ready at its first commit."""
-    try:
-        fleet = open_fleet(sandbox, tmp_path_factory.mktemp("git") / "work")
-        fleet.apply_gitrepo()
-        fleet.wait_ready(fleet.work.git("rev-parse", "HEAD"), 180)
+    with applied_fleet(sandbox, tmp_path_factory.mktemp("git") / "work") as fleet:
         yield fleet
-    finally:
-        sandbox.stop_webhook()
 
 
 def nix_builds_run(sb: Sandbox) -> int:

@@ -19,7 +19,7 @@ import pytest
 
 from proxnix_testbed.sandbox import Sandbox
 from tests.e2e.conftest import events
-from tests.support.fleet import FLEET, Fleet, open_fleet
+from tests.support.fleet import FLEET, Fleet, applied_fleet
 from tests.support.nodecalls import writes_since
 
 pytestmark = pytest.mark.e2e
@@ -30,13 +30,8 @@ GC_WITHIN = 90  # the collector notices a new custom kind on a 30 s discovery re
 @pytest.fixture(scope="module")
 def fleet(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     """The fleet applied (default deletionPolicy) and Ready at its first commit."""
-    try:
-        fleet = open_fleet(sandbox, tmp_path_factory.mktemp("git") / "work")
-        fleet.apply_gitrepo()
-        fleet.wait_ready(fleet.work.git("rev-parse", "HEAD"), 180)
+    with applied_fleet(sandbox, tmp_path_factory.mktemp("git") / "work") as fleet:
         yield fleet
-    finally:
-        sandbox.stop_webhook()
 
 
 def test_a_foreground_delete_of_an_orphan_gitrepo_keeps_every_vm_running(fleet: Fleet) -> None:

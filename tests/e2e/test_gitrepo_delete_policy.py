@@ -12,7 +12,7 @@ import pytest
 
 from proxnix_testbed.sandbox import Sandbox
 from tests.e2e.conftest import events, node_config
-from tests.support.fleet import FLEET, Fleet, open_fleet
+from tests.support.fleet import FLEET, Fleet, applied_fleet
 from tests.support.nodecalls import writes_since
 
 pytestmark = pytest.mark.e2e
@@ -21,13 +21,8 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def fleet(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     """The fleet applied (deletionPolicy Delete) and Ready at its first commit."""
-    try:
-        fleet = open_fleet(sandbox, tmp_path_factory.mktemp("git") / "work")
-        fleet.apply_gitrepo(deletionPolicy="Delete")
-        fleet.wait_ready(fleet.work.git("rev-parse", "HEAD"), 180)
+    with applied_fleet(sandbox, tmp_path_factory.mktemp("git") / "work", deletionPolicy="Delete") as fleet:
         yield fleet
-    finally:
-        sandbox.stop_webhook()
 
 
 def test_deleting_a_delete_policy_gitrepo_deletes_its_proxmoxvms_first(fleet: Fleet) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,3 +147,16 @@ def open_fleet(sb: Sandbox, workdir: Path, name: str = "fleet") -> Fleet:
     work.commit("fleet: web01, web02, db01")
     work.push()
     return Fleet(sb, work, sb.git, name)
+
+
+@contextmanager
+def applied_fleet(sb: Sandbox, workdir: Path, **spec: Any) -> Iterator[Fleet]:
+    """`open_fleet`, GitRepo `fleet` applied (with `spec`) and Ready at the first commit; the webhook sidecar
+    stopped afterwards."""
+    try:
+        fleet = open_fleet(sb, workdir)
+        fleet.apply_gitrepo(**spec)
+        fleet.wait_ready(fleet.work.git("rev-parse", "HEAD"), 180)
+        yield fleet
+    finally:
+        sb.stop_webhook()
