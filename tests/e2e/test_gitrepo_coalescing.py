@@ -14,25 +14,17 @@ import re
 import secrets
 import time
 import urllib.request
-from collections.abc import Iterator
 
 import pytest
 
 from proxnix.reconcile.gitrepo.reconciler import BURST_QUIET_S
 from proxnix_testbed.sandbox import Sandbox
 from tests.e2e.conftest import events
-from tests.support.fleet import Fleet, applied_fleet
+from tests.support.fleet import Fleet
 
 pytestmark = pytest.mark.e2e
 
 PUSHES = 20
-
-
-@pytest.fixture(scope="module")
-def fleet(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    """The fleet applied and Ready at its first commit."""
-    with applied_fleet(sandbox, tmp_path_factory.mktemp("git") / "work") as fleet:
-        yield fleet
 
 
 def nix_builds_run(sb: Sandbox) -> int:

@@ -10,25 +10,14 @@ report `VMIDConflict` and change nothing), as for any VM another object made.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
-from proxnix_testbed.sandbox import Sandbox
-from tests.e2e.conftest import condition, events
-from tests.support.fleet import FLEET, Fleet, applied_fleet
+from tests.e2e.conftest import GC_WITHIN, condition, events
+from tests.support.fleet import FLEET, Fleet
 from tests.support.nodecalls import writes_since
 
 pytestmark = pytest.mark.e2e
-
-GC_WITHIN = 90  # the collector notices a new custom kind on a 30 s discovery resync; measured 21-41 s
-
-
-@pytest.fixture(scope="module")
-def fleet(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    """The fleet applied (default deletionPolicy) and Ready at its first commit."""
-    with applied_fleet(sandbox, tmp_path_factory.mktemp("git") / "work") as fleet:
-        yield fleet
 
 
 def test_the_collector_deleting_the_proxmoxvms_first_keeps_every_vm(fleet: Fleet) -> None:

@@ -12,26 +12,15 @@ GitRepo's policy): its delete handler sees the GitRepo being deleted with deleti
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from proxnix_testbed.sandbox import Sandbox
-from tests.e2e.conftest import events
-from tests.support.fleet import FLEET, Fleet, applied_fleet
+from tests.e2e.conftest import GC_WITHIN, events
+from tests.support.fleet import FLEET, Fleet
 from tests.support.nodecalls import writes_since
 
 pytestmark = pytest.mark.e2e
-
-GC_WITHIN = 90  # the collector notices a new custom kind on a 30 s discovery resync; measured 21-41 s
-
-
-@pytest.fixture(scope="module")
-def fleet(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    """The fleet applied (default deletionPolicy) and Ready at its first commit."""
-    with applied_fleet(sandbox, tmp_path_factory.mktemp("git") / "work") as fleet:
-        yield fleet
 
 
 def test_a_foreground_delete_of_an_orphan_gitrepo_keeps_every_vm_running(fleet: Fleet) -> None:

@@ -10,25 +10,16 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from proxnix_testbed.sandbox import Sandbox
 from pvesim import control
 from tests.e2e.conftest import condition, events, node_config, node_vmids
-from tests.support.fleet import FLEET, Fleet, applied_fleet, nix_builds, with_memory
+from tests.support.fleet import FLEET, Fleet, nix_builds, with_memory
 from tests.support.nodecalls import running_qm, touched_twice, writes_since
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def fleet(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    """The fleet applied and Ready at its first commit."""
-    with applied_fleet(sandbox, tmp_path_factory.mktemp("git") / "work") as fleet:
-        yield fleet
 
 
 def _one_proxmoxvm_per_vm(fleet: Fleet) -> None:
