@@ -4,7 +4,6 @@ writes, in which order, and what it reports. A commit is applied whole or not at
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import time
 from pathlib import Path
@@ -218,104 +217,6 @@ async def test_requested_at_is_echoed(world: World) -> None:
     world.push(fleet())
     await world.reconcile(requested_at="2026-12-02T08:00:00.123456Z")
     assert world.status.last_handled_reconcile_at == "2026-12-02T08:00:00.123456Z"
-
-
-# --- bursts of pushes ----------------------------------------------------------------------------------------------
-
-
-def marked(world: World, requested_at: str) -> None:
-    """The webhook sidecar's mark of a push on the GitRepo object (`proxnix.io/requested-at`)."""
-    world.cluster.add(
-        "gitrepos",
-        {"metadata": {"name": "infra", "uid": UID, "annotations": {"proxnix.io/requested-at": requested_at}}},
-    )
-
-
-def burst_world(tmp: Path, quiet: float, most: float) -> World:
-    world = World(tmp)
-    world.reconciler.burst_quiet = quiet
-    world.reconciler.burst_max = most
-    return world
-
-
-async def reconcile_marked_meanwhile(world: World, requested_at: str, mark: str) -> str:
-    """A reconcile (for the mark `requested_at`) during whose build a push is marked (`mark`); returns the
-    revision it applied."""
-    rev = world.push(fleet(), web=f"web-{requested_at}")
-    marked(world, requested_at)
-
-    async def progress(patch: dict[str, Any]) -> None:
-        if "Building" in str(patch):
-            world.push(fleet(), web=f"web-{mark}")
-            marked(world, mark)
-
-    outcome = await world.reconciler.reconcile(world.ref(requested_at=requested_at), progress=progress)
-    assert isinstance(outcome.status, GitRepoStatus)
-    world.status = outcome.status
-    return rev
-
-
-async def test_a_push_during_a_reconcile_waits_for_the_burst_to_pause_and_builds_only_the_newest(
-    tmp_path: Path,
-) -> None:
-    world = burst_world(tmp_path, quiet=0.5, most=10)
-    await applied(world)
-    first = await reconcile_marked_meanwhile(world, "mark-0", "mark-1")
-    assert world.builder.builds()[-1] == first
-    builds = len(world.builder.builds())
-
-    async def pushes() -> str:
-        rev = ""
-        for n in range(2, 7):  # a push every 0.05 s: faster than the quiet period
-            rev = world.push(fleet(), web=f"web-{n}")
-            marked(world, f"mark-{n}")
-            await asyncio.sleep(0.05)
-        return rev
-
-    # kopf runs the next reconcile for the newer mark as soon as the previous one ended.
-    newest, _ = await asyncio.gather(pushes(), world.reconcile(requested_at="mark-1"))
-    assert world.builder.builds()[builds:] == [newest]  # the commits in between never built
-    assert world.status.last_applied_revision == newest
-    assert world.status.last_handled_reconcile_at == "mark-6"
-    assert any("pushes are arriving" in str(patch) for patch in world.progress)
-
-
-async def test_a_push_to_an_idle_gitrepo_is_fetched_at_once(tmp_path: Path) -> None:
-    world = burst_world(tmp_path, quiet=30, most=60)
-    await applied(world)
-    marked(world, "mark-0")
-    await world.reconcile(requested_at="mark-0")  # no push while it ran
-    marked(world, "mark-1")
-    rev = world.push(fleet(), web="web-2")
-    world.progress.clear()
-    await asyncio.wait_for(world.reconcile(requested_at="mark-1"), 5)
-    assert world.status.last_applied_revision == rev
-    assert not any("pushes are arriving" in str(patch) for patch in world.progress)
-
-
-async def test_an_endless_stream_of_pushes_waits_at_most_burst_max(tmp_path: Path) -> None:
-    world = burst_world(tmp_path, quiet=0.3, most=0.8)
-    await applied(world)
-    await reconcile_marked_meanwhile(world, "mark-0", "mark-1")
-    stop = asyncio.Event()
-
-    async def pushes() -> None:
-        n = 1
-        while not stop.is_set():
-            n += 1
-            world.push(fleet(), web=f"web-{n}")
-            marked(world, f"mark-{n}")
-            await asyncio.sleep(0.01)
-
-    stream = asyncio.ensure_future(pushes())
-    started = time.monotonic()
-    try:
-        await asyncio.wait_for(world.reconcile(requested_at="mark-1"), 5)
-    finally:
-        stop.set()
-        await stream
-    assert 0.8 <= time.monotonic() - started < 3
-    assert world.status.last_applied_revision == world.builder.builds()[-1]
 
 
 # --- changes --------------------------------------------------------------------------------------------------------

@@ -8,9 +8,8 @@ The handlers only translate: body → `GitRepoRef` (spec validated by `proxnix.a
 Triggers and coalescing: kopf runs one change handler per object at a time and, when the object changed meanwhile,
 runs it again once on the newest state; the reconciler's per-GitRepo lock makes the timer wait its turn (it skips
 a tick while a reconcile runs). Every reconcile fetches the followed ref's head as it is then, so a push during a
-fetch, evaluation or build is applied by the next run; that run first waits for the pushes to pause
-(`GitRepoReconciler` bursts), so a burst of pushes costs at most one more run: the intermediate commits are skipped,
-never queued. The webhook's revision is a trigger, not what is deployed.
+fetch, evaluation or build is applied by the next run, and a burst of pushes costs at most one more run: the
+intermediate commits are skipped, never queued. The webhook's revision is a trigger, not what is deployed.
 """
 
 from __future__ import annotations

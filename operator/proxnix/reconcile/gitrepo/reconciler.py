@@ -9,12 +9,6 @@ is still made against a fresh view of the namespace, so a deleted or edited Prox
 Each reconcile also says when the GitRepo is next due (`due`): after `spec.interval`, sooner after a problem that
 may clear, and after `VMS_PENDING` while its ProxmoxVMs are not Ready for the applied revision yet. The handlers'
 timer asks `due` on every tick.
-
-Bursts: when `proxnix.io/requested-at` (the webhook's mark of a push) changed while a reconcile ran, pushes are
-arriving faster than they are applied and more are likely on their way. The next reconcile (kopf runs it for the
-newer mark) waits until the mark has stayed the same for `burst_quiet` seconds (at most `burst_max`) before it
-fetches, so a burst of pushes costs one reconcile for the first push and one for the newest, whatever the rate:
-the commits in between are skipped, never built. A push that finds the GitRepo idle is fetched at once.
 """
 
 from __future__ import annotations
@@ -76,41 +70,17 @@ class _Run:
             self.timings[step] = time.perf_counter() - start
 
 
-BURST_QUIET_S = 2.0
-BURST_MAX_S = 30.0
-
-
-@dataclass(frozen=True)
-class _Handled:
-    """The `proxnix.io/requested-at` a reconcile handled (the newest it saw), and whether a newer mark was made
-    while it ran (then the next reconcile waits for the burst to pause)."""
-
-    requested_at: str
-    marked_meanwhile: bool
-
-
 class GitRepoReconciler:
     """Reconciles GitRepos: flake → ProxmoxVM objects. One per operator (in the kopf memo)."""
 
-    def __init__(
-        self,
-        cluster: Cluster,
-        source: Source,
-        builder: Builder,
-        *,
-        burst_quiet: float = BURST_QUIET_S,
-        burst_max: float = BURST_MAX_S,
-    ) -> None:
+    def __init__(self, cluster: Cluster, source: Source, builder: Builder) -> None:
         self.cluster = cluster
         self.source = source
         self.builder = builder
-        self.burst_quiet = burst_quiet
-        self.burst_max = burst_max
         self._locks: dict[str, asyncio.Lock] = {}
         self._built: dict[str, steps.Built] = {}
         self._due: dict[str, float] = {}
         self._reported: dict[str, GitRepoStatus] = {}
-        self._handled: dict[str, _Handled] = {}
 
     def lock_for(self, uid: str) -> asyncio.Lock:
         """The lock that serialises everything done for one GitRepo (change handlers, timer, delete)."""
@@ -132,7 +102,6 @@ class GitRepoReconciler:
         self._built.pop(uid, None)
         self._due.pop(uid, None)
         self._reported.pop(uid, None)
-        self._handled.pop(uid, None)
 
     # --- reconcile --------------------------------------------------------------------------------------------------
 
@@ -152,9 +121,6 @@ class GitRepoReconciler:
                 ref = dataclasses.replace(ref, status=last)
             run = _Run(status=report.begin(ref))
             try:
-                if not when_due and self._in_burst(ref):
-                    ref = await self._settle(ref, progress)
-                    run.status = report.begin(ref)
                 await self._steps(ref, run, progress)
             except steps.StepFailed as exc:
                 run.problem = exc.problem
@@ -169,41 +135,10 @@ class GitRepoReconciler:
             self._schedule(ref, run)
             outcome = self._report(ref, run)
             self._reported[ref.uid] = run.status.model_copy(deep=True)
-            self._handled[ref.uid] = await self._handled_now(ref)
         steps_taken = ", ".join(f"{step} {seconds:.3f} s" for step, seconds in run.timings.items())
         result = run.problem.reason if run.problem is not None else "ok"
         log.info("gitrepo %s/%s %s: %s (%s)", ref.namespace, ref.name, run.revision[:12], steps_taken, result)
         return outcome
-
-    def _in_burst(self, ref: GitRepoRef) -> bool:
-        """Whether this reconcile was asked for by a mark made while the previous one ran."""
-        last = self._handled.get(ref.uid)
-        return last is not None and last.marked_meanwhile and ref.requested_at not in ("", last.requested_at)
-
-    async def _handled_now(self, ref: GitRepoRef) -> _Handled:
-        """What this reconcile handled, and whether the GitRepo was marked again meanwhile (an unreadable GitRepo:
-        not known, so the next reconcile does not wait)."""
-        try:
-            current = await steps.requested_at(self.cluster, ref)
-        except KubeError:
-            current = None
-        return _Handled(ref.requested_at, marked_meanwhile=current not in (None, ref.requested_at))
-
-    async def _settle(self, ref: GitRepoRef, progress: Progress | None) -> GitRepoRef:
-        """Wait until `proxnix.io/requested-at` stays the same for `burst_quiet` seconds (at most `burst_max`);
-        the GitRepo with the newest mark seen (echoed to lastHandledReconcileAt)."""
-        if progress is not None:
-            message = f"pushes are arriving: fetching once they pause for {self.burst_quiet:g} s"
-            await progress(report.progress(ref, GitRepoProgress.FETCHING, message))
-        seen = ref.requested_at
-        deadline = time.monotonic() + self.burst_max
-        while time.monotonic() < deadline:
-            await asyncio.sleep(min(self.burst_quiet, max(0.0, deadline - time.monotonic())))
-            current = await steps.requested_at(self.cluster, ref)
-            if current is None or current == seen:
-                break
-            seen = current
-        return dataclasses.replace(ref, requested_at=seen)
 
     async def _steps(self, ref: GitRepoRef, run: _Run, progress: Progress | None) -> None:
         async def announce(step: GitRepoProgress, message: str) -> None:

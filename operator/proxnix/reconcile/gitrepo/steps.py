@@ -1,7 +1,6 @@
 """The GitRepo reconcile's steps, each a function of its inputs with its I/O behind `ports` and its own conditions
 (run in order by `reconciler.GitRepoReconciler.reconcile`):
 
-0. `requested_at` — the GitRepo's webhook mark as it is now (a burst of pushes is waited out before the fetch);
 1. `fetch` — the Secret's credentials and the followed ref's head (SourceFetched / FetchFailed);
 2. `evaluate` — `nix eval` of the checked-out commit, the format, the whole-commit checks against the namespace
    (`observe`), the image probe (Applied=False with the reason when the commit cannot be applied);
@@ -26,10 +25,9 @@ from typing import Any
 from proxnix.adapters.git import Fetched, GitError
 from proxnix.adapters.kube import KubeError
 from proxnix.adapters.nix import BuiltImage, NixError, NixErrorKind
-from proxnix.api import gitrepo, proxmoxnode, proxmoxvm
+from proxnix.api import proxmoxnode, proxmoxvm
 from proxnix.api.conditions import ConditionType, find_condition
 from proxnix.api.gitrepo import GitRepoStatus, InventoryEntry
-from proxnix.api.meta import ANNOTATION_REQUESTED_AT
 from proxnix.api.summarize import Problem
 from proxnix.reconcile.gitrepo import status as report
 from proxnix.reconcile.gitrepo.ports import Builder, Cluster, Source
@@ -52,7 +50,6 @@ from proxnix.sources.gitsource import GitCredentials, refspec
 VMS = proxmoxvm.INFO.plural
 STORE_PATH = re.compile(r"^/nix/store/[0-9a-z]{32}-[^/]+")
 NODES = proxmoxnode.INFO.plural
-GITREPOS = gitrepo.INFO.plural
 # nix failures that may pass by themselves (retried); any other (an evaluation or build error) waits for a new commit.
 _NIX_TRANSIENT = (NixErrorKind.TIMEOUT, NixErrorKind.NIX_MISSING)
 
@@ -91,18 +88,6 @@ class Built:
     flake_path: str
     vms: dict[str, FlakeVM]
     images: dict[str, BuiltImage]
-
-
-# --- 0. triggers ------------------------------------------------------------------------------------------------------
-
-
-async def requested_at(cluster: Cluster, ref: GitRepoRef) -> str | None:
-    """The GitRepo's `proxnix.io/requested-at` as it is now (None: the GitRepo is gone)."""
-    for obj in await cluster.list_objects(GITREPOS, ref.namespace):
-        meta = obj.get("metadata") or {}
-        if meta.get("uid") == ref.uid:
-            return str((meta.get("annotations") or {}).get(ANNOTATION_REQUESTED_AT, ""))
-    return None
 
 
 # --- 1. fetch ---------------------------------------------------------------------------------------------------------
