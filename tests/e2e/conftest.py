@@ -14,9 +14,12 @@ import pytest
 
 from proxnix_testbed.controlplane import ControlPlane
 from proxnix_testbed.sandbox import REPO_CRDS, Sandbox, SandboxConfig, running_sandbox
+from tests.support.fleet import Fleet, applied_fleet
 from tests.support.observe import condition, node_config, node_vmids
 
 __all__ = ["condition", "node_config", "node_vmids"]
+
+GC_WITHIN = 90  # the collector notices a new custom kind on a 30 s discovery resync; measured 21-41 s
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +35,14 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory, control_plane: ControlPlan
         assert not pruned_writes(sb), (
             "the API server pruned status fields the operator wrote (not in the CRD)"
         )
+
+
+@pytest.fixture(scope="module")
+def fleet(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """The test fleet on the sandbox's git server, GitRepo `fleet` (default spec) applied and Ready at its first
+    commit (tests/support/fleet.py); a module that needs another spec defines its own `fleet`."""
+    with applied_fleet(sandbox, tmp_path_factory.mktemp("git") / "work") as applied:
+        yield applied
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,8 @@ and starting it again converges to exactly one VM, with no orphaned disk."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -14,6 +12,7 @@ from proxnix_testbed.controlplane import ControlPlane
 from proxnix_testbed.sandbox import Sandbox, SandboxConfig, running_sandbox
 from pvesim import control
 from tests.e2e.conftest import condition, node_config, node_vmids, vm_manifest, wait_phase
+from tests.support.nodecalls import running_qm
 
 
 @pytest.fixture(scope="module")
@@ -23,21 +22,6 @@ def crash_sandbox(tmp_path_factory: pytest.TempPathFactory, control_plane: Contr
     )
     with running_sandbox(config) as sb:
         yield sb
-
-
-def _running_qm(*words: str) -> bool:
-    """Whether a simulated `qm <words...>` process is running on this machine (the node's side of a call)."""
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        for i, arg in enumerate(argv):
-            if arg.endswith("/bin/qm") and tuple(argv[i + 1 : i + 1 + len(words)]) == words:
-                return True
-    return False
 
 
 def _volumes(sb: Sandbox, vmid: int) -> list[str]:
@@ -60,7 +44,7 @@ def test_sigkill_mid_provisioning_converges_to_one_vm(
     name = f"crash-{vmid}"
     sb.apply(vm_manifest(name, vmid, image, disk={"sizeGiB": 3}))
 
-    sb.wait_for(lambda: _running_qm(*step, str(vmid)), 60, f"`{pattern} {vmid}` running on the node")
+    sb.wait_for(lambda: running_qm(*step, str(vmid)), 60, f"`{pattern} {vmid}` running on the node")
     assert sb.stop_operator(kill=True) == -9
     sb.start_operator()
 

@@ -9,6 +9,10 @@ applies the GitRepo and its Secrets.
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,6 +95,47 @@ class Fleet:
     def vm_specs(self) -> dict[str, Any]:
         return {name: (self.sb.get("proxmoxvm", name) or {}).get("spec") for name in FLEET}
 
+    def reuse_ssh_connection(self, folder: Path) -> None:
+        """Make the working copy's pushes share one SSH connection (a ControlMaster socket in `folder`, kept for a
+        minute): a push then costs git and the hook, not a key exchange, so a burst can be pushed quickly."""
+        mux = f" -o ControlMaster=auto -o ControlPath={folder}/cm-%C -o ControlPersist=60"
+        self.work.env["GIT_SSH_COMMAND"] = self.sb.git.ssh_command() + mux if self.sb.git else ""
+
+    def vms_text(self) -> str:
+        """vms.nix as last committed."""
+        return (self.work.path / "vms.nix").read_text()
+
+    def labelled_vms(self) -> list[dict[str, Any]]:
+        """The namespace's ProxmoxVMs labelled with this GitRepo (owned, or orphans it may adopt)."""
+        out = self.sb.kubectl("get", "proxmoxvms", "-l", f"proxnix.io/gitrepo={self.name}", "-o", "json").out
+        items: list[dict[str, Any]] = json.loads(out)["items"]
+        return items
+
+
+def with_memory(vms: str, name: str, mib: int) -> str:
+    """vms.nix text with VM `name`'s memory_mb set to `mib`."""
+    start = vms.index(f"  {name} = {{")
+    at = vms.index("memory_mb = ", start)
+    end = vms.index(";", at)
+    return vms[:at] + f"memory_mb = {mib}" + vms[end:]
+
+
+def nix_builds(under: Path) -> list[int]:
+    """PIDs of the `nix build` processes running on this machine for a flake checked out under `under` (a
+    sandbox's folder: other sandboxes' builds are not counted)."""
+    pids = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        mentioned = any(str(under).encode() in arg for arg in argv)
+        if argv[0].endswith(b"nix") and argv[1:2] == [b"build"] and mentioned:
+            pids.append(int(pid))
+    return pids
+
 
 def open_fleet(sb: Sandbox, workdir: Path, name: str = "fleet") -> Fleet:
     """Repository `name` on the sandbox's git server with the test fleet's first commit pushed (the webhook
@@ -102,3 +147,16 @@ def open_fleet(sb: Sandbox, workdir: Path, name: str = "fleet") -> Fleet:
     work.commit("fleet: web01, web02, db01")
     work.push()
     return Fleet(sb, work, sb.git, name)
+
+
+@contextmanager
+def applied_fleet(sb: Sandbox, workdir: Path, **spec: Any) -> Iterator[Fleet]:
+    """`open_fleet`, GitRepo `fleet` applied (with `spec`) and Ready at the first commit; the webhook sidecar
+    stopped afterwards."""
+    try:
+        fleet = open_fleet(sb, workdir)
+        fleet.apply_gitrepo(**spec)
+        fleet.wait_ready(fleet.work.git("rev-parse", "HEAD"), 180)
+        yield fleet
+    finally:
+        sb.stop_webhook()
