@@ -17,11 +17,9 @@ import pytest
 
 from proxnix_testbed.controlplane import ControlPlane
 from proxnix_testbed.sandbox import Sandbox, SandboxConfig, running_sandbox
-from tests.e2e.conftest import node_config, vm_manifest, wait_phase
+from tests.e2e.conftest import GC_WITHIN, node_config, vm_manifest, wait_phase
 
 pytestmark = pytest.mark.e2e
-
-GC_WITHIN = 90  # the collector notices a new custom kind on a 30 s discovery resync; measured 21-41 s
 
 
 @pytest.fixture

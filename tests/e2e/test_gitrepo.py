@@ -16,12 +16,10 @@ from collections.abc import Iterator
 import pytest
 
 from proxnix_testbed.sandbox import Sandbox
-from tests.e2e.conftest import condition, events, node_config
+from tests.e2e.conftest import GC_WITHIN, condition, events, node_config
 from tests.support.fleet import FLEET, Fleet, open_fleet, vms_variant
 
 pytestmark = pytest.mark.e2e
-
-GC_WITHIN = 90  # the collector notices a new custom kind on a 30 s discovery resync; measured 21-41 s
 
 
 @pytest.fixture(scope="module")
