@@ -2,8 +2,9 @@
 queued one build each). Real git server and hook → webhook sidecar → operator, real nix (each commit changes the
 web image, so every reconcile that evaluates a new commit runs a real `nix build`), the real control plane, pvesim.
 
-A burst is pushes closer together than the reconciler's quiet period (`BURST_QUIET_S`): the first push is built at
-once, the next reconcile waits for the pushes to pause, so at most 2 builds whatever the push rate. (20 real pushes,
+A burst is pushes closer together than the reconciler's quiet period (`BURST_QUIET_S`): a reconcile that finds newer
+pushes marked after its fetch waits for them to pause and fetches again (`proxnix.reconcile.gitrepo.bursts`), so a
+burst costs one build, two when a run had already built a commit before the rest arrived. (20 real pushes,
 each through SSH, git and the hook's signed delivery, take 7-17 s on the shared test machine, not 5.)
 """
 
@@ -17,7 +18,7 @@ import urllib.request
 
 import pytest
 
-from proxnix.reconcile.gitrepo.reconciler import BURST_QUIET_S
+from proxnix.reconcile.gitrepo.bursts import QUIET_S as BURST_QUIET_S
 from proxnix_testbed.sandbox import Sandbox
 from tests.e2e.conftest import events
 from tests.support.fleet import Fleet
