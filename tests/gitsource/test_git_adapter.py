@@ -271,3 +271,13 @@ async def test_a_cache_of_another_url_is_started_afresh(
     assert caught.value.kind is GitErrorKind.NOT_FOUND, (
         "a commit of the old repository is not taken from the cache"
     )
+
+
+def test_checkouts_left_by_a_killed_operator_are_removed_at_start(tmp_path: Path) -> None:
+    scratch = tmp_path / "scratch"
+    leftover = scratch / "default.fleet-abc123"
+    (leftover / "sub").mkdir(parents=True)
+    (leftover / "sub" / "vms.nix").write_text("{ }\n")
+    GitSource(tmp_path / "cache", scratch_root=scratch)
+    assert scratch.is_dir()
+    assert list(scratch.iterdir()) == []

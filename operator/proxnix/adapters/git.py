@@ -80,7 +80,8 @@ class RepoKey:
 
 
 class GitSource:
-    """Fetches repositories into per-GitRepo bare caches under `cache_root` and checks out commits."""
+    """Fetches repositories into per-GitRepo bare caches under `cache_root` and checks out commits (into
+    `scratch_root`, which belongs to this process: what a killed predecessor left there is removed at start)."""
 
     def __init__(
         self,
@@ -94,6 +95,9 @@ class GitSource:
         self.network_timeout = network_timeout
         self.local_timeout = local_timeout
         self.scratch_root = scratch_root
+        if scratch_root is not None and scratch_root.is_dir():
+            for leftover in scratch_root.iterdir():
+                shutil.rmtree(leftover, ignore_errors=True)
 
     def cache_path(self, key: RepoKey) -> Path:
         return self.cache_root / key.folder()
