@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from proxnix.adapters.image_upload import upload_image
+from proxnix.adapters.image_upload import TRANSFER_BASE_S, transfer_deadline, upload_image
 from proxnix.adapters.node_liveness import LivenessSettings, NodeLiveness
 from proxnix.adapters.proxmox_client import ProxmoxClient, RetryPolicy
 from proxnix.adapters.ssh_pool import PoolSettings, SshPool
@@ -361,3 +361,11 @@ async def test_node_stays_alive_during_a_full_speed_upload(
             assert ping_pool.stats.commands - pings_before >= result.seconds / settings.interval_s / 2
         finally:
             await probe.stop()
+
+
+def test_the_transfer_deadline_grows_with_the_image() -> None:
+    ten_gib = 10 * 1024**3
+    assert transfer_deadline(0) == TRANSFER_BASE_S
+    # 10 GiB at 20 Mbit/s takes about 4,300 s: it must fit, with room
+    assert transfer_deadline(ten_gib) > ten_gib / (20e6 / 8)
+    assert transfer_deadline(2 * ten_gib) > transfer_deadline(ten_gib)

@@ -57,6 +57,17 @@ class UploadResult:
     hash_seconds: float = 0.0
 
 
+TRANSFER_BASE_S = 600.0
+"""A transfer's deadline: this much, plus the image's size at `TRANSFER_MIN_RATE`."""
+TRANSFER_MIN_RATE = 1024 * 1024
+"""Bytes per second below which a transfer is taken as stuck (10 GiB: about 3 hours in all)."""
+
+
+def transfer_deadline(size: int) -> float:
+    """Seconds an upload of `size` bytes may take, transfer and verification on the node included."""
+    return TRANSFER_BASE_S + size / TRANSFER_MIN_RATE
+
+
 def _size_and_header(path: Path) -> tuple[int, bytes]:
     with path.open("rb") as f:
         return path.stat().st_size, f.read(16)
@@ -76,13 +87,14 @@ async def upload_image(
     *,
     expected_sha256: str | None = None,
     retry: RetryPolicy | None = None,
-    transfer_timeout_s: float = 3600.0,
+    transfer_timeout_s: float | None = None,
     hashed: bool = False,
 ) -> UploadResult:
     """Make sure the node has the image in `cache_dir`; upload it if not. Transient failures are retried.
 
     With `hashed`, the caller vouches that `expected_sha256` is the file's hash (it hashed it itself), so the file
-    is not read twice; the node still verifies the uploaded copy against it before publishing it.
+    is not read twice; the node still verifies the uploaded copy against it before publishing it. The transfer's
+    deadline is `transfer_timeout_s`, by default `transfer_deadline(size)` (a big image on a slow link gets its time).
     """
     path = Path(local_path)
     check_remote_path(cache_dir)
@@ -118,7 +130,8 @@ async def upload_image(
                     hash_seconds=hash_seconds,
                 )  # fmt: skip
             partial = join(cache_dir, partial_name(sha256, secrets.token_hex(8)))
-            seconds = await _transfer(pool, path, partial, final, sha256, size, transfer_timeout_s)
+            deadline = transfer_deadline(size) if transfer_timeout_s is None else transfer_timeout_s
+            seconds = await _transfer(pool, path, partial, final, sha256, size, deadline)
             pool.stats.record_upload(size, seconds)
             rate = size / seconds if seconds > 0 else None
             log.info("node %s: uploaded %s (%d bytes in %.2f s)", pool.target.node, final, size, seconds)
