@@ -156,21 +156,32 @@ class Sandbox:
             self.start_operator()
 
     def down(self) -> None:
-        """Stop the operator, the webhook sidecar and the nodes; clear the namespace of a shared control plane, or
-        stop our own (idempotent)."""
-        self.stop_operator()
-        self.stop_webhook()
-        if self.git is not None:
-            self.git.stop()
-            self.git = None
+        """Stop the operator, the webhook sidecar, the git server and the nodes; clear the namespace of a shared
+        control plane, or stop our own (idempotent). Every step runs even when an earlier one failed; the first
+        failure is raised at the end."""
+        with contextlib.ExitStack() as steps:  # runs its callbacks last-in first-out, each despite the others
+            steps.callback(self._stop_plane)
+            steps.callback(self._stop_nodes)
+            steps.callback(self._stop_git)
+            steps.callback(self.stop_webhook)
+            steps.callback(self.stop_operator)
+
+    def _stop_git(self) -> None:
+        git, self.git = self.git, None
+        if git is not None:
+            git.stop()
+
+    def _stop_nodes(self) -> None:
         if self.cluster is not None:
-            control.down(self.sim_dir)
             self.cluster = None
+            control.down(self.sim_dir)
+
+    def _stop_plane(self) -> None:
         if self.plane is None:
             return
         if self._own_plane:
-            self.plane.stop()
-            self.plane = None
+            plane, self.plane = self.plane, None
+            plane.stop()
         elif self.plane.running():
             self._clear_namespace()
 
@@ -514,21 +525,32 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(args.dir)
     config = SandboxConfig(dir=args.dir, nodes=args.nodes, latency=args.latency, resync_interval=15.0)
 
+    # Ctrl-C, SIGTERM or a closed terminal interrupt what runs (start-up or the wait); stopping is never
+    # interrupted, however it began (a signal, --exit-when-ready, an error), so nothing is left running.
+    stop_signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
     def on_signal(signum: int, _frame: object) -> None:
-        # Stop once: what runs now (start-up or the wait below) is interrupted; stopping is not.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for stop_signal in stop_signals:
+            signal.signal(stop_signal, signal.SIG_IGN)
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    for stop_signal in stop_signals:
+        signal.signal(stop_signal, on_signal)
     started = time.monotonic()
+    sb = Sandbox(config)
+    interrupted, rc = False, 0
     try:
-        with running_sandbox(config) as sb:
-            return _serve(sb, args.nodes, args.no_demo, args.exit_when_ready, started)
+        sb.up()
+        rc = _serve(sb, args.nodes, args.no_demo, args.exit_when_ready, started)
     except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        for stop_signal in stop_signals:
+            signal.signal(stop_signal, signal.SIG_IGN)
+        sb.down()
+    if interrupted:
         print("sandbox: stopped")
-        return 0
+    return rc
 
 
 def _serve(sb: Sandbox, nodes: int, no_demo: bool, exit_when_ready: bool, started: float) -> int:
