@@ -119,7 +119,8 @@ class OperatorMetrics:
         )
         self.gitrepo_steps = Histogram(
             "proxnix_gitrepo_step_seconds",
-            "GitRepo reconcile step duration (fetch, eval, build, apply; eval and build only for a new revision).",
+            "GitRepo reconcile step duration (fetch, settle: waiting for a burst of pushes to pause, eval, build, apply; "
+            "eval and build only for a new revision).",
             ["step"],
             buckets=_RECONCILE_BUCKETS,
             registry=self.registry,

@@ -85,7 +85,8 @@ class Cluster(Protocol):
 
 
 class StepTimer(Protocol):
-    """Where each reconcile reports the seconds each of its steps took (`fetch`, `eval`, `build`, `apply`; eval and
-    build only when a revision is new to this process): the operator's `proxnix_gitrepo_step_seconds`."""
+    """Where each reconcile reports the seconds each of its steps took (`fetch`, `settle` while a burst of pushes
+    pauses, `eval`, `build`, `apply`; eval and build only when a revision is new to this process): the operator's
+    `proxnix_gitrepo_step_seconds`."""
 
     def observe_step(self, step: str, seconds: float) -> None: ...

@@ -214,16 +214,21 @@ class GitRepoReconciler:
         announce: Callable[[GitRepoProgress, str], Awaitable[None]],
     ) -> Fetched:
         """`fetched`, or when pushes came in since this run began, the head once they stopped (see `bursts`)."""
-        mark = await bursts.current_mark(self.cluster, ref)
-        if mark == ref.requested_at:
+        live = await bursts.live_state(self.cluster, ref)
+        if live.mark == ref.requested_at and not live.stop:
             return fetched
-        await announce(GitRepoProgress.FETCHING, "more pushes arriving: waiting until they stop")
-        with run.timed("settle"):
-            await bursts.wait_for_quiet(
-                lambda: bursts.current_mark(self.cluster, ref),
-                mark,
-                quiet=self.burst_quiet,
-                limit=self.burst_limit,
+        if not live.stop:
+            await announce(GitRepoProgress.FETCHING, "more pushes arriving: waiting until they stop")
+            with run.timed("settle"):
+                live = await bursts.wait_for_quiet(
+                    lambda: bursts.live_state(self.cluster, ref),
+                    live,
+                    quiet=self.burst_quiet,
+                    limit=self.burst_limit,
+                )
+        if live.stop:
+            raise steps.StepFailed(
+                Problem("Superseded", f"{live.stop} while pushes arrived: nothing applied")
             )
         with run.timed("fetch"):
             return await steps.fetch(self.source, ref, creds, run.status)
