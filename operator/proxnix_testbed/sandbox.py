@@ -522,6 +522,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.dir.exists():
         with contextlib.suppress(Exception):  # a previous sandbox that is already gone
             control.down(args.dir / "pvesim")
+        stopped = _stop_leftovers(args.dir)
+        if stopped:
+            print(f"sandbox: stopped {stopped} processes a previous sandbox in {args.dir} left running")
         shutil.rmtree(args.dir)
     config = SandboxConfig(dir=args.dir, nodes=args.nodes, latency=args.latency, resync_interval=15.0)
 
@@ -551,6 +554,49 @@ def main(argv: list[str] | None = None) -> int:
     if interrupted:
         print("sandbox: stopped")
     return rc
+
+
+def _running(pid: int) -> bool:
+    """Whether the process runs (a zombie has ended; its parent has yet to reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+_SANDBOX_PROGRAMS = frozenset({"etcd", "kube-apiserver", "kube-controller-manager", "sshd"})
+
+
+def _stop_leftovers(folder: Path, timeout: float = 10.0) -> int:
+    """Stop what a sandbox that was killed (not stopped) left running: the processes whose command line names
+    `folder` (etcd, the API server, the controller manager, sshd, the operator), and `proxnix` processes whose
+    KUBECONFIG is in it (the webhook sidecar). A user's own programs (a shell, an editor, a watch) are left alone.
+    Returns how many were stopped."""
+    marker = str(folder.resolve()).encode()
+    found: list[int] = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            argv = (proc / "cmdline").read_bytes()
+            program = Path(argv.split(b"\0", 1)[0].decode(errors="replace")).name
+            ours = program in _SANDBOX_PROGRAMS and marker in argv
+            if b"proxnix.cli" in argv:
+                env = (proc / "environ").read_bytes().split(b"\0")
+                ours = marker in argv or any(var.startswith(b"KUBECONFIG=") and marker in var for var in env)
+            if ours:
+                found.append(int(proc.name))
+    for pid in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(_running(pid) for pid in found):
+        time.sleep(0.1)
+    for pid in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return len(found)
 
 
 def _serve(sb: Sandbox, nodes: int, no_demo: bool, exit_when_ready: bool, started: float) -> int:
