@@ -580,7 +580,9 @@ def _stop_leftovers(folder: Path, timeout: float = 10.0) -> int:
             continue
         with contextlib.suppress(OSError):
             argv = (proc / "cmdline").read_bytes()
-            program = Path(argv.split(b"\0", 1)[0].decode(errors="replace")).name
+            # argv[0], or the title a server gave itself (`sshd: /usr/sbin/sshd -D -f ... [listener]`)
+            title = argv.split(b"\0", 1)[0].split(maxsplit=1)
+            program = Path(title[0].decode(errors="replace").rstrip(":")).name if title else ""
             ours = program in _SANDBOX_PROGRAMS and marker in argv
             if b"proxnix.cli" in argv:
                 env = (proc / "environ").read_bytes().split(b"\0")

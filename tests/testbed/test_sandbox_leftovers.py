@@ -21,16 +21,25 @@ def test_the_next_start_stops_what_a_killed_sandbox_left_and_nothing_else(tmp_pa
         [sys.executable, "-c", sleeper, "proxnix.cli", "webhook"],
         env={"KUBECONFIG": f"{folder}/webhook.kubeconfig"},
     )
+    # the git server's sshd, which retitles itself
+    server = subprocess.Popen(
+        [
+            "bash",
+            "-c",
+            f'exec -a "sshd: /usr/sbin/sshd -D -e -f {folder}/git/sshd_config [listener]" sleep 120',
+        ]
+    )
     # the user's editor on a file of the working copy, with the sandbox's KUBECONFIG exported in its shell
     user = subprocess.Popen(
         [sys.executable, "-c", sleeper, f"{folder}/fleet/vms.nix"], env={"KUBECONFIG": f"{folder}/kubeconfig"}
     )
     try:
-        assert _stop_leftovers(folder) == 2
+        assert _stop_leftovers(folder) == 3
         assert left.wait(10) != 0
         assert sidecar.wait(10) != 0
+        assert server.wait(10) != 0
         assert user.poll() is None
     finally:
-        for proc in (left, sidecar, user):
+        for proc in (left, sidecar, server, user):
             proc.kill()
             proc.wait(10)
