@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from proxnix_testbed.controlplane import ControlPlane
-from proxnix_testbed.sandbox import REPO_CRDS, Sandbox, SandboxConfig, running_sandbox
+from proxnix_testbed.sandbox import REPO_CRDS, Sandbox, SandboxConfig, is_ready, running_sandbox
 from tests.support.fleet import Fleet, applied_fleet
 from tests.support.observe import condition, node_config, node_vmids
 
@@ -29,7 +29,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory, control_plane: ControlPlan
     )
     with running_sandbox(config) as sb:
         sb.wait_for(
-            lambda: all(_ready(sb.get("proxmoxnode", n)) for n in ("pve1", "pve2")), 30, "nodes Ready"
+            lambda: all(is_ready(sb.get("proxmoxnode", n)) for n in ("pve1", "pve2")), 30, "nodes Ready"
         )
         yield sb
         assert not pruned_writes(sb), (
@@ -63,10 +63,6 @@ def pruned_writes(sb: Sandbox) -> list[str]:
         for line in log.read_text(errors="replace").splitlines()
         if "finished with inconsistencies" in line
     ]
-
-
-def _ready(obj: dict[str, Any] | None) -> bool:
-    return condition(obj, "Ready").get("status") == "True"
 
 
 def vm_manifest(
