@@ -40,9 +40,9 @@ def _settled(repo: dict[str, Any]) -> None:
 
 
 def test_killed_during_a_build_converges_on_the_newest_commit(fleet: Fleet) -> None:
-    """The kill lands while nix builds a slow image (30 s); a newer commit is pushed while the operator is down."""
+    """The kill lands while nix builds a slow image (12 s); a newer commit is pushed while the operator is down."""
     sb = fleet.sb
-    label = f"slow-{secrets.token_hex(4)}"  # never built before: nix really builds it (30 s)
+    label = f"slow-{secrets.token_hex(4)}"  # never built before: nix really builds it (12 s)
     slow = fleet.push(
         f"web image {label}, web01 4 GiB", with_memory(fleet.vms_text(), "web01", 4096), web=label
     )
