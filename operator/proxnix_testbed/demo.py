@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from proxnix_testbed.sandbox import Sandbox, SandboxError, is_ready
+from proxnix_testbed.sandbox import Sandbox, SandboxError, ready_at
 
 EXAMPLE_FLEET = Path(__file__).resolve().parent / "example_fleet"
 REPO = "fleet"
@@ -88,8 +88,7 @@ def wait_running(sb: Sandbox, demo: Demo, timeout: float) -> None:
     """Until GitRepo `fleet` is Ready at the pushed commit and each of its VMs is Running."""
 
     def ready() -> bool:
-        repo = sb.get("gitrepo", REPO)
-        return (repo or {}).get("status", {}).get("lastAppliedRevision") == demo.head and is_ready(repo)
+        return ready_at(sb.get("gitrepo", REPO), demo.head)
 
     def running() -> bool:
         return all(

@@ -54,7 +54,16 @@ class SandboxError(RuntimeError):
     """Something in the sandbox did not come up or did not behave in time."""
 
 
-__all__ = ["Sandbox", "SandboxConfig", "SandboxError", "free_port", "is_ready", "running_sandbox", "wait_for"]
+__all__ = [
+    "Sandbox",
+    "SandboxConfig",
+    "SandboxError",
+    "free_port",
+    "is_ready",
+    "ready_at",
+    "running_sandbox",
+    "wait_for",
+]
 
 
 def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
@@ -73,6 +82,12 @@ def is_ready(obj: dict[str, Any] | None) -> bool:
     """Whether a proxnix object's Ready condition is True."""
     conditions = ((obj or {}).get("status") or {}).get("conditions", [])
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def ready_at(gitrepo: dict[str, Any] | None, revision: str) -> bool:
+    """Whether a GitRepo applied `revision` and is Ready (every ProxmoxVM it owns Ready for it)."""
+    applied = ((gitrepo or {}).get("status") or {}).get("lastAppliedRevision") == revision
+    return applied and is_ready(gitrepo)
 
 
 @dataclass

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from proxnix_testbed.gitserver import GitServer
-from proxnix_testbed.sandbox import Sandbox, is_ready
+from proxnix_testbed.sandbox import Sandbox, ready_at
 from tests.support.flakes import DEFAULT_LABELS, FLAKES, write_flake, write_labels
 from tests.support.gitwork import WorkingCopy
 from tests.support.observe import condition, node_config
@@ -82,8 +82,7 @@ class Fleet:
 
         def ready() -> dict[str, Any] | None:
             repo = self.gitrepo()
-            applied = (repo.get("status") or {}).get("lastAppliedRevision") == head
-            return repo if applied and is_ready(repo) else None
+            return repo if ready_at(repo, head) else None
 
         found: dict[str, Any] = self.sb.wait_for(ready, timeout, f"GitRepo Ready at {head[:12]}")
         return found
