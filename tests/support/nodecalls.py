@@ -31,7 +31,7 @@ def writes_of(argv: tuple[str, ...]) -> tuple[int, list[Write]] | None:
     if verb == "disk" and len(rest) >= 3 and rest[0] in ("import", "resize") and rest[1].isdigit():
         return int(rest[1]), [(rest[0], rest[2] if rest[0] == "resize" else rest[3] if len(rest) > 3 else "")]
     if verb == "importdisk" and rest[0].isdigit():
-        return int(rest[0]), [("import", rest[1] if len(rest) > 1 else "")]
+        return int(rest[0]), [("import", rest[2] if len(rest) > 2 else "")]
     if not rest[0].isdigit():
         return None
     vmid = int(rest[0])
